@@ -1,0 +1,1 @@
+# frames: filled in by its own change

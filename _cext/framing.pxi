@@ -1,0 +1,1 @@
+# framing: filled in by its own change

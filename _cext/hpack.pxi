@@ -1,0 +1,1 @@
+# hpack: filled in by its own change

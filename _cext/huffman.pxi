@@ -1,0 +1,1 @@
+# huffman: filled in by its own change
