@@ -1,1 +1,124 @@
-# framing: filled in by its own change
+# gRPC message framing (PROTOCOL-HTTP2.md "Length-Prefixed-Message"):
+#
+#   Compressed-Flag (1 byte: 0 or 1) | Message-Length (4 bytes, big-endian) | Message
+#
+# MessageDecoder assembles messages from DATA payloads cut at arbitrary
+# places (down to one byte at a time). The prefix is validated the moment its
+# five bytes are present: a length above the receive limit is refused before
+# a single body byte is waited for, so a peer cannot make us buffer a message
+# we would reject anyway. Bodies accumulate in a ReadBuffer; a message that
+# arrived in one piece is handed out as one slice, or as the very chunk object
+# when the chunk was exactly that message.
+
+cdef enum:
+    MESSAGE_PREFIX_SIZE = 5
+
+
+@cython.final
+cdef class MessageDecoder:
+    cdef ReadBuffer _buf
+    cdef Py_ssize_t _max          # receive limit in bytes; -1: unlimited
+    cdef Py_ssize_t _need         # body bytes of the message in progress; -1: waiting for a prefix
+    cdef int _flag                # compressed flag of the message in progress
+    cdef object _error            # first error raised; the decoder stays failed
+
+    def __cinit__(self, Py_ssize_t max_message_size=4 * 1024 * 1024):
+        self._buf = ReadBuffer()
+        self._max = max_message_size
+        self._need = -1
+        self._flag = 0
+        self._error = None
+
+    @property
+    def max_message_size(self):
+        return self._max
+
+    @max_message_size.setter
+    def max_message_size(self, Py_ssize_t value):
+        self._max = value
+
+    @property
+    def buffered(self):
+        """Bytes received that are not yet part of a complete message."""
+        return len(self._buf) + (MESSAGE_PREFIX_SIZE if self._need >= 0 else 0)
+
+    @property
+    def in_message(self):
+        """True when part of a message (prefix or body) has been received:
+        a stream that ends now ends in the middle of a message."""
+        return self._need >= 0 or len(self._buf) > 0
+
+    cpdef list feed(self, data):
+        """Add received bytes; return the messages they complete, in order, as
+        (compressed_flag, payload) tuples. Raises MessageTooLarge or
+        MessageFlagError as soon as a bad prefix is complete; after an error
+        the decoder refuses further input with the same error."""
+        cdef list out = []
+        if self._error is not None:
+            raise self._error
+        self._buf.feed(data)
+        self._decode(out)
+        return out
+
+    cdef int _decode(self, list out) except -1:
+        cdef unsigned char prefix[MESSAGE_PREFIX_SIZE]
+        cdef uint32_t length
+        cdef ReadBuffer buf = self._buf
+        while True:
+            if self._need < 0:
+                if buf._size < MESSAGE_PREFIX_SIZE:
+                    return 0
+                buf.read_into(<char*>prefix, MESSAGE_PREFIX_SIZE)
+                length = unpack_u32(prefix + 1)
+                if prefix[0] > 1:
+                    self._fail(MessageFlagError(prefix[0]))
+                if self._max >= 0 and length > <uint64_t>self._max:
+                    self._fail(MessageTooLarge(length, self._max))
+                self._flag = prefix[0]
+                self._need = length
+            if buf._size < self._need:
+                return 0
+            out.append((self._flag, buf.read(self._need)))
+            self._need = -1
+
+    cdef int _fail(self, exc) except -1:
+        self._error = exc
+        self._buf.clear()
+        raise exc
+
+
+cpdef bytes message_prefix(Py_ssize_t length, bint compressed=False):
+    """The 5-byte prefix of a message of `length` bytes."""
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, MESSAGE_PREFIX_SIZE)
+    cdef char* p = PyBytes_AS_STRING(out)
+    if length < 0 or length > 0xffffffff:
+        raise ValueError("message length %d does not fit the 4-byte prefix" % length)
+    p[0] = 1 if compressed else 0
+    pack_u32(p + 1, <uint32_t>length)
+    return out
+
+
+cpdef bytes encode_message(payload, bint compressed=False):
+    """Prefix and payload as one bytes object (one allocation, one copy)."""
+    cdef Py_buffer pb
+    cdef bytes out
+    cdef char* p
+    PyObject_GetBuffer(payload, &pb, PyBUF_SIMPLE)
+    try:
+        if pb.len > 0xffffffff:
+            raise ValueError("message of %d bytes does not fit the 4-byte prefix" % pb.len)
+        out = PyBytes_FromStringAndSize(NULL, MESSAGE_PREFIX_SIZE + pb.len)
+        p = PyBytes_AS_STRING(out)
+        p[0] = 1 if compressed else 0
+        pack_u32(p + 1, <uint32_t>pb.len)
+        memcpy(p + MESSAGE_PREFIX_SIZE, pb.buf, pb.len)
+    finally:
+        PyBuffer_Release(&pb)
+    return out
+
+
+cdef int write_message_prefix(WriteBuffer wb, Py_ssize_t length, bint compressed) except -1:
+    cdef char* p = wb.reserve(MESSAGE_PREFIX_SIZE)
+    p[0] = 1 if compressed else 0
+    pack_u32(p + 1, <uint32_t>length)
+    return 0
