@@ -570,6 +570,11 @@ cdef class Encoder:
         cdef Py_ssize_t name_idx = 0, esize
         cdef uint8_t first
         cdef int prefix
+        # Credentials are always sent as never-indexed literals, even where a
+        # table holds the same pair: the representation itself tells proxies
+        # re-encoding the block never to index them either (§7.1.3).
+        if not sensitive and name in _NEVER_INDEX:
+            sensitive = True
         if not sensitive:
             hit = _STATIC_FULL.get(key)
             if hit is not None:
@@ -586,7 +591,7 @@ cdef class Encoder:
             if hit is not None:
                 name_idx = HPACK_STATIC_LEN + t._inserted - <Py_ssize_t>hit
         esize = PyBytes_GET_SIZE(name) + PyBytes_GET_SIZE(value) + HPACK_ENTRY_OVERHEAD
-        if sensitive or name in _NEVER_INDEX:
+        if sensitive:
             first = 0x10
             prefix = 4
         elif name in _NO_INDEX or esize * 4 > t._max * 3:
