@@ -33,12 +33,14 @@
 # single dict look-up.
 
 cdef enum:
-    HPACK_STATIC_LEN = 61
+    HPACK_STATIC_LEN = 61            # entries in the static table (Appendix A)
     # Every entry costs its name and value plus 32 octets (§4.1).
     HPACK_ENTRY_OVERHEAD = 32
     # SETTINGS_HEADER_TABLE_SIZE starts at 4096 (RFC 9113 §6.5.2) until the
     # peer says otherwise, so both tables start there.
     HPACK_DEFAULT_TABLE_SIZE = 4096
+    # 64 KiB of decoded headers: far above what gRPC metadata needs, small
+    # enough that a compressed block cannot make a connection hold megabytes.
     HPACK_DEFAULT_MAX_HEADER_LIST = 65536
     # 5 continuation bytes carry 35 bits, enough for every 32-bit value; a
     # longer integer can only be padding or an attack.
@@ -46,6 +48,8 @@ cdef enum:
     # A repeated header set is normally one per RPC method; 128 covers a busy
     # client while bounding memory. The cache is dropped whole when full.
     HPACK_CACHE_MAX = 128
+    # Ring slots to start with (a power of two, doubled on demand): a gRPC
+    # connection's table usually holds a dozen entries.
     HPACK_RING_INITIAL = 16
 
 # Integers above 2^32 - 1 mean nothing in HTTP/2 (settings, lengths and
