@@ -48,10 +48,12 @@ cdef int FT_LAST_KNOWN = FT_CONTINUATION
 # Limits on header blocks spread over CONTINUATION frames. Without them a
 # peer can send HEADERS without END_HEADERS and then CONTINUATION frames
 # forever: each one is small and legal, yet the receiver must keep every
-# fragment until END_HEADERS (the "CONTINUATION flood", CVE-2024-27316 and
-# friends). Real gRPC metadata fits in one or two frames; 64 frames and
-# 256 KiB leave ample room for honest peers while bounding what a hostile
-# one can make us hold.
+# fragment until END_HEADERS (the "CONTINUATION flood" attacks disclosed
+# against many HTTP/2 servers in 2024). Real gRPC metadata fits in one or
+# two frames; 64 frames and 256 KiB leave ample room for honest peers while
+# bounding what a hostile one can make us hold. The frame count matters on
+# its own: empty CONTINUATION frames cost the sender nothing and grow no
+# buffer, but each still costs us a wake-up.
 cdef Py_ssize_t DEFAULT_MAX_CONTINUATIONS = 64
 cdef Py_ssize_t DEFAULT_MAX_HEADER_BLOCK_SIZE = 256 * 1024
 
@@ -73,15 +75,11 @@ def frame_type_name(int ftype):
 cdef object _empty_bytes = b""
 
 
-# Kept off the garbage collector's books on purpose: a Frame holds bytes, a
-# list of int tuples and (rarely) a FrameError that the parser made and never
-# raised, so it cannot be part of a reference cycle the parser builds. Being
-# untracked spares every frame the GC bookkeeping and, above all, stops the
-# hundreds of frames one chunk yields from triggering generation-0
-# collections.
 @cython.final
-@cython.no_gc
-@cython.freelist(256)   # about one 16 KiB chunk's worth of small gRPC frames
+# One 16 KiB chunk of small gRPC frames yields a couple of hundred frames,
+# all released together once the caller is done with them; a freelist that
+# size lets the next chunk's frames reuse them without touching malloc.
+@cython.freelist(256)
 cdef class Frame:
     """One received HTTP/2 frame (read-only).
 
