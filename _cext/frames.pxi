@@ -75,10 +75,10 @@ def frame_type_name(int ftype):
 cdef object _empty_bytes = b""
 
 
-@cython.final
 # One 16 KiB chunk of small gRPC frames yields a couple of hundred frames,
 # all released together once the caller is done with them; a freelist that
 # size lets the next chunk's frames reuse them without touching malloc.
+@cython.final
 @cython.freelist(256)
 cdef class Frame:
     """One received HTTP/2 frame (read-only).
@@ -657,6 +657,7 @@ cdef inline int _need_wb(WriteBuffer wb) except -1:
 
 
 cdef inline int _check_stream_id(int64_t sid, bint nonzero) except -1:
+    # stream ids have 31 bits (the 32nd is the reserved bit, sent as 0)
     if sid < 0 or sid > STREAM_ID_MASK:
         raise ValueError("stream id %d outside 0..2^31-1" % sid)
     if nonzero and sid == 0:
@@ -665,6 +666,7 @@ cdef inline int _check_stream_id(int64_t sid, bint nonzero) except -1:
 
 
 cdef inline int _check_pad(int64_t pad_length) except -1:
+    # the pad length travels in one byte
     if pad_length < 0 or pad_length > 255:
         raise ValueError("pad_length %d outside 0..255" % pad_length)
     return 0
@@ -677,6 +679,8 @@ cdef inline int _check_u32(int64_t v, str what) except -1:
 
 
 cdef inline int _check_payload_size(Py_ssize_t n) except -1:
+    # the frame header's length field has 24 bits; a payload that is also
+    # above the peer's SETTINGS_MAX_FRAME_SIZE is the caller's to avoid
     if n > MAX_MAX_FRAME_SIZE:
         raise ValueError("frame payload of %d bytes exceeds 2^24-1" % n)
     return 0
@@ -787,6 +791,7 @@ cdef Py_ssize_t _write_header_block(WriteBuffer wb, uint8_t ftype, int64_t strea
 
 
 cdef int _pack_priority(char* out, int64_t stream_id, object priority) except -1:
+    # weights 1..256 travel as one byte holding weight - 1 (§5.3.2 of RFC 7540)
     cdef int64_t dep, weight
     py_dep, py_weight, exclusive = priority
     dep = py_dep
