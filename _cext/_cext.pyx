@@ -11,6 +11,8 @@ classes), so the codec and the state machines above it call each other as C.
     huffman.pxi   HPACK Huffman code (RFC 7541 Appendix B), table-driven both ways
     hpack.pxi     HPACK encoder and decoder (RFC 7541)
     framing.pxi   gRPC 5-byte length-prefixed message framing
+    h2conn.pxi    HTTP/2 connection state machine (RFC 9113), both roles, sans-IO
+    call.pxi      gRPC calls over it (PROTOCOL-HTTP2.md), client and server, sans-IO
 """
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE, PyBytes_CheckExact
@@ -26,3 +28,5 @@ include "frames.pxi"
 include "huffman.pxi"
 include "hpack.pxi"
 include "framing.pxi"
+include "h2conn.pxi"
+include "call.pxi"
