@@ -207,16 +207,18 @@ cdef tuple _TIMEOUT_UNITS = ((b"n", 1e-9), (b"u", 1e-6), (b"m", 1e-3), (b"S", 1.
 cpdef bytes encode_timeout(double seconds):
     """grpc-timeout: at most 8 digits and a unit; the finest unit that fits,
     rounded up so the server never sees a shorter deadline than ours."""
-    cdef double scale
+    cdef double scale, units
     cdef int64_t value
     if seconds <= 0:
         return b"1n"
     for unit, scale in _TIMEOUT_UNITS:
-        value = <int64_t>(seconds / scale)
-        if value * scale < seconds:
+        units = seconds / scale
+        if units >= 99999999.0:
+            continue
+        value = <int64_t>units
+        if value < units:
             value += 1
-        if value < 100000000:
-            return b"%d%s" % (value, unit)
+        return b"%d%s" % (value, unit)
     return b"99999999H"
 
 
