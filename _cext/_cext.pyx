@@ -13,6 +13,7 @@ classes), so the codec and the state machines above it call each other as C.
     framing.pxi   gRPC 5-byte length-prefixed message framing
     h2conn.pxi    HTTP/2 connection state machine (RFC 9113), both roles, sans-IO
     call.pxi      gRPC calls over it (PROTOCOL-HTTP2.md), client and server, sans-IO
+    debug.pxi     allocation counting for perf/
 """
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE, PyBytes_CheckExact
@@ -30,3 +31,4 @@ include "hpack.pxi"
 include "framing.pxi"
 include "h2conn.pxi"
 include "call.pxi"
+include "debug.pxi"
