@@ -876,6 +876,7 @@ cdef class ClientConnection(GrpcConnection):
         cdef bytes gstatus = None, gmessage = b""
         cdef int code
         cdef object details
+        cdef H2Stream s
         for name, value in headers:
             if name == b"grpc-status":
                 gstatus = value
@@ -903,7 +904,13 @@ cdef class ClientConnection(GrpcConnection):
             ev = _cevent(CE_INITIAL_METADATA, call._who())
             ev.metadata = ()
             self._cpush(ev)
+        s = call._stream
         self._end(call, code, details, trailing)
+        if s is not None and s.state == ST_HALF_CLOSED_REMOTE and s.stream_id in self.streams:
+            # The response is complete but our request was not (the server
+            # answered early, §8.1): nothing will ever close the stream from
+            # our side, so stop sending and free the slot.
+            self.reset_stream(s.stream_id, ERR_NO_ERROR)
         self._start_waiting()
         return 0
 
