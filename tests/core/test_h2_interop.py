@@ -1,0 +1,522 @@
+"""The grpcpy core against an independent HTTP/2 implementation (`h2`).
+
+Part 1: grpcpy ClientConnection <-> h2 as a gRPC server written here.
+Part 2: h2 as a gRPC client <-> grpcpy ServerConnection with a tiny app.
+"""
+import base64
+import gzip
+import struct
+
+import h2.errors
+import h2.events
+import pytest
+
+from grpcpy import _cext as c
+
+from .h2peer import ClientLink, H2GrpcClient, H2GrpcServer, ServerLink, grpc_frame, split_frames
+
+METHOD = "/test.Echo/Call"
+
+
+def header_dict(headers):
+    out = {}
+    for k, v in headers:
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def unpadded_b64decode(value):
+    assert b"=" not in value, "binary metadata must go out unpadded: %r" % value
+    return base64.b64decode(value + b"=" * (-len(value) % 4), validate=True)
+
+
+# ===========================================================================
+# Part 1: grpcpy client, h2 server
+# ===========================================================================
+
+
+def test_unary_request_headers_and_response():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now, metadata=[("x-user", "alice")])
+    link.client.send_unary(call, b"ping")
+    link.pump()
+    st = link.server.streams[call.stream_id]
+    h = header_dict(st.headers)
+    assert h[b":method"] == [b"POST"] and h[b":path"] == [METHOD.encode()]
+    assert h[b":scheme"] == [b"http"] and h[b":authority"] == [b"h2peer.test"]
+    assert h[b"te"] == [b"trailers"] and h[b"content-type"] == [b"application/grpc"]
+    assert h[b"x-user"] == [b"alice"]
+    assert b"grpc-timeout" not in h
+    assert st.messages == [(0, b"ping")] and st.ended
+
+    link.server.respond_headers(call.stream_id)
+    link.server.send_messages(call.stream_id, [b"pong"])
+    link.server.respond_status(call.stream_id, 0)
+    link.pump()
+    assert link.messages(call) == [b"pong"]
+    assert [e.kind for e in link.of(call)] == [c.CE_INITIAL_METADATA, c.CE_MESSAGE, c.CE_CALL_ENDED]
+    end = link.ended(call)
+    assert end.code == c.SC_OK and end.details == ""
+    assert not link.client.streams
+
+
+def test_server_streaming_beyond_initial_window():
+    # 100 x 4 KiB = 400 KiB from h2 (whose send window starts at 65535): the
+    # grpcpy client must keep crediting the stream and the connection.
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"go")
+    link.pump()
+    sid = call.stream_id
+    msgs = [bytes([i]) * 4096 for i in range(100)]
+    link.server.respond_headers(sid)
+    link.server.send_messages(sid, msgs)
+    link.server.respond_status(sid, 0)
+    link.pump()
+    assert link.messages(call) == msgs
+    assert link.ended(call).code == c.SC_OK
+    updates = [e for e in link.server.events if isinstance(e, h2.events.WindowUpdated)]
+    assert any(e.stream_id == sid for e in updates), "no stream WINDOW_UPDATE from grpcpy"
+    assert any(e.stream_id == 0 for e in updates) or link.server.conn.outbound_flow_control_window > 65535
+
+
+def test_server_streaming_backpressure_until_consumed():
+    # Without message_consumed the client holds credit back: h2 stalls.
+    # (BDP probing off: it would grow the window past the whole transfer.)
+    link = ClientLink(consume=False, config=c.H2Config(bdp_probing=False))
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"go")
+    link.pump()
+    sid = call.stream_id
+    msgs = [bytes([i]) * 8192 for i in range(40)]          # 320 KiB
+    link.server.respond_headers(sid)
+    link.server.send_messages(sid, msgs)
+    link.server.respond_status(sid, 0)
+    link.pump()
+    got = link.of(call, c.CE_MESSAGE)
+    assert 0 < len(got) < len(msgs), "credit was not held back"
+    assert not link.of(call, c.CE_CALL_ENDED)
+    assert link.server.streams[sid].out, "h2 should still hold data for lack of window"
+    # now the application consumes as it goes
+    seen = 0
+    for _ in range(100):
+        new = link.of(call, c.CE_MESSAGE)[seen:]
+        if not new:
+            break
+        for ev in new:
+            link.client.message_consumed(call, ev.value)
+        seen += len(new)
+        link.pump()
+    assert link.messages(call) == msgs
+    assert link.ended(call).code == c.SC_OK
+
+
+def test_client_streaming_beyond_initial_window_with_h2_holding_credit():
+    # The client sends 300 KiB; h2 (not auto-crediting) releases window in
+    # steps, so grpcpy must queue and resume on WINDOW_UPDATE.
+    server = H2GrpcServer(auto_ack=False)
+    link = ClientLink(server=server)
+    call = link.client.start_call(METHOD, link.now)
+    msgs = [bytes([i]) * 10000 for i in range(30)]
+    for m in msgs:
+        link.client.send_message(call, m)
+    link.client.close_send(call)
+    link.pump()
+    sid = call.stream_id
+    st = server.streams[sid]
+    assert st.data_bytes <= 65535 and not st.ended
+    for _ in range(50):
+        if st.ended:
+            break
+        server.ack(sid)
+        link.pump()
+    assert st.ended and st.payloads == msgs
+    server.respond_headers(sid)
+    server.send_messages(sid, [b"%d" % sum(len(m) for m in st.payloads)])
+    server.respond_status(sid, 0)
+    link.pump()
+    assert link.messages(call) == [b"300000"]
+    assert link.ended(call).code == c.SC_OK
+
+
+def test_bidi_interleaved():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.pump()
+    sid = call.stream_id
+    link.server.respond_headers(sid)
+    for i in range(5):
+        link.client.send_message(call, b"q%d" % i)
+        link.pump()
+        st = link.server.streams[sid]
+        assert st.payloads[-1] == b"q%d" % i
+        link.server.send_messages(sid, [b"a%d" % i])
+        link.pump()
+        assert link.messages(call)[-1] == b"a%d" % i
+    link.client.close_send(call)
+    link.pump()
+    assert link.server.streams[sid].ended
+    link.server.respond_status(sid, 0)
+    link.pump()
+    assert link.messages(call) == [b"a%d" % i for i in range(5)]
+    assert link.ended(call).code == c.SC_OK
+
+
+def test_metadata_both_ways_including_binary():
+    blob = bytes(range(256)) + b"\x00\xff"
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now, metadata=[
+        ("x-text", "hello world"), ("x-data-bin", blob), ("x-one-bin", b"\x01"), ("x-two-bin", b"\x01\x02")])
+    link.client.send_unary(call, b"")
+    link.pump()
+    sid = call.stream_id
+    h = header_dict(link.server.streams[sid].headers)
+    assert h[b"x-text"] == [b"hello world"]
+    assert unpadded_b64decode(h[b"x-data-bin"][0]) == blob
+    assert unpadded_b64decode(h[b"x-one-bin"][0]) == b"\x01"
+    assert unpadded_b64decode(h[b"x-two-bin"][0]) == b"\x01\x02"
+    # the server answers with padded and unpadded base64 (both are allowed)
+    link.server.respond_headers(sid, metadata=[(b"x-init", b"v1"),
+                                               (b"x-init-bin", base64.b64encode(b"\xfe\xed"))])
+    link.server.respond_status(sid, 0, metadata=[(b"x-trail", b"t"),
+                                                 (b"x-trail-bin", base64.b64encode(b"\x00\x01\x02\x03").rstrip(b"="))])
+    link.pump()
+    init = link.of(call, c.CE_INITIAL_METADATA)[0].metadata
+    assert ("x-init", "v1") in init and ("x-init-bin", b"\xfe\xed") in init
+    assert not any(k.startswith(":") or k == "content-type" for k, _ in init)
+    end = link.ended(call)
+    assert end.code == c.SC_OK
+    assert ("x-trail", "t") in end.metadata and ("x-trail-bin", b"\x00\x01\x02\x03") in end.metadata
+    assert not any(k in ("grpc-status", "grpc-message") for k, _ in end.metadata)
+
+
+@pytest.mark.parametrize("text", [
+    "tab\there", "line1\nline2\r\n", "100% sure", "héllo wörld ✓ 日本", "%41 is not A", "",
+])
+def test_grpc_message_percent_decoding(text):
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"")
+    link.pump()
+    wire = b"".join(b"%%%02X" % b if (b < 0x20 or b > 0x7E or b == 0x25) else bytes([b])
+                    for b in text.encode("utf-8"))
+    link.server.respond_headers(call.stream_id)
+    link.server.respond_status(call.stream_id, 3, wire)
+    link.pump()
+    end = link.ended(call)
+    assert end.code == c.SC_INVALID_ARGUMENT
+    assert end.details == text
+
+
+def test_grpc_message_lowercase_hex_and_stray_percent():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"")
+    link.pump()
+    link.server.trailers_only(call.stream_id, 9, b"a%c3%a9b %zz %4")
+    link.pump()
+    end = link.ended(call)
+    assert end.code == c.SC_FAILED_PRECONDITION
+    assert end.details == "a\u00e9b %zz %4"
+
+
+def test_trailers_only_response():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"x")
+    link.pump()
+    link.server.trailers_only(call.stream_id, c.SC_NOT_FOUND, b"no such thing", metadata=[(b"x-why", b"gone")])
+    link.pump()
+    kinds = [e.kind for e in link.of(call)]
+    assert kinds == [c.CE_INITIAL_METADATA, c.CE_CALL_ENDED]
+    assert link.of(call, c.CE_INITIAL_METADATA)[0].metadata == ()
+    end = link.ended(call)
+    assert end.code == c.SC_NOT_FOUND and end.details == "no such thing"
+    assert ("x-why", "gone") in end.metadata
+    assert not link.client.streams
+
+
+@pytest.mark.parametrize("status,code", [
+    (b"400", c.SC_INTERNAL), (b"401", c.SC_UNAUTHENTICATED), (b"403", c.SC_PERMISSION_DENIED),
+    (b"404", c.SC_UNIMPLEMENTED), (b"429", c.SC_UNAVAILABLE), (b"502", c.SC_UNAVAILABLE),
+    (b"503", c.SC_UNAVAILABLE), (b"504", c.SC_UNAVAILABLE), (b"500", c.SC_UNKNOWN), (b"418", c.SC_UNKNOWN),
+])
+def test_http_status_mapping(status, code):
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"x")
+    link.pump()
+    link.server.conn.send_headers(call.stream_id, [(b":status", status), (b"content-type", b"text/html")],
+                                  end_stream=False)
+    link.server.send_raw(call.stream_id, b"<html>oops</html>", end=True)
+    link.pump()
+    end = link.ended(call)
+    assert end.code == code, end
+    assert status.decode() in end.details
+    assert not link.client.streams
+
+
+def test_http_error_status_without_body():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"x")
+    link.pump()
+    link.server.conn.send_headers(call.stream_id, [(b":status", b"503")], end_stream=True)
+    link.pump()
+    assert link.ended(call).code == c.SC_UNAVAILABLE
+
+
+@pytest.mark.parametrize("error,code", [
+    (h2.errors.ErrorCodes.CANCEL, c.SC_CANCELLED),
+    (h2.errors.ErrorCodes.REFUSED_STREAM, c.SC_UNAVAILABLE),
+    (h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, c.SC_RESOURCE_EXHAUSTED),
+    (h2.errors.ErrorCodes.INTERNAL_ERROR, c.SC_INTERNAL),
+])
+def test_rst_stream_from_server(error, code):
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_message(call, b"x")
+    link.pump()
+    link.server.conn.reset_stream(call.stream_id, error)
+    link.pump()
+    end = link.ended(call)
+    assert end.code == code, end
+    assert not link.client.streams
+    # and the connection still works
+    call2 = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call2, b"y")
+    link.pump()
+    link.server.trailers_only(call2.stream_id, 0)
+    link.pump()
+    assert link.ended(call2).code == c.SC_OK
+
+
+def test_goaway_fails_unprocessed_stream_and_lets_lower_one_finish():
+    link = ClientLink()
+    first = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(first, b"a")
+    second = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(second, b"b")
+    link.pump()
+    assert first.stream_id < second.stream_id
+    link.server.inject_goaway(last_stream_id=first.stream_id)
+    link.pump()
+    end2 = link.ended(second)
+    assert end2.code == c.SC_UNAVAILABLE
+    assert not link.of(first, c.CE_CALL_ENDED)
+    assert [e for e in link.events if e.kind == c.CE_GOAWAY][0].value == first.stream_id
+    # no new calls on a connection going away
+    third = link.client.start_call(METHOD, link.now)
+    link.pump()
+    assert link.ended(third).code == c.SC_UNAVAILABLE
+    # the server finishes the one it took
+    link.server.respond_headers(first.stream_id)
+    link.server.send_messages(first.stream_id, [b"A"])
+    link.server.respond_status(first.stream_id, 0)
+    link.pump()
+    assert link.messages(first) == [b"A"]
+    assert link.ended(first).code == c.SC_OK
+
+
+@pytest.mark.parametrize("timeout", [0.25, 1.5, 30.0, 7200.0, 0.000123])
+def test_grpc_timeout_header_value(timeout):
+    units = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now, timeout=timeout)
+    link.client.send_unary(call, b"")
+    link.pump()
+    value = link.server.streams[call.stream_id].header(b"grpc-timeout")
+    assert value is not None
+    digits, unit = value[:-1], value[-1:]
+    assert digits.isdigit() and 1 <= len(digits) <= 8 and unit in units
+    seconds = int(digits) * units[unit]
+    assert seconds >= timeout * (1 - 1e-12)
+    assert seconds <= timeout * 1.001 + 1e-9
+
+
+def test_client_deadline_resets_stream():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now, timeout=2.0)
+    link.client.send_message(call, b"x")
+    link.pump()
+    assert link.client.next_timer() == pytest.approx(2.0)
+    link.advance(2.5)
+    assert link.ended(call).code == c.SC_DEADLINE_EXCEEDED
+    assert link.server.streams[call.stream_id].reset == h2.errors.ErrorCodes.CANCEL
+
+
+def test_large_message_both_ways():
+    big = bytes(range(256)) * (3 * 4096)    # 3 MiB
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, big)
+    link.pump()
+    st = link.server.streams[call.stream_id]
+    assert st.ended and st.payloads == [big]
+    assert st.data_frames >= len(big) // 16384
+    link.server.respond_headers(call.stream_id)
+    link.server.send_messages(call.stream_id, [big[::-1]])
+    link.server.respond_status(call.stream_id, 0)
+    link.pump()
+    assert link.messages(call) == [big[::-1]]
+    assert link.ended(call).code == c.SC_OK
+
+
+def test_many_calls_above_h2_concurrency_limit():
+    # h2 advertises MAX_CONCURRENT_STREAMS 100: the extra calls must wait
+    # for a slot instead of being refused.
+    link = ClientLink()
+    assert link.client.peer_max_concurrent_streams == link.server.conn.local_settings.max_concurrent_streams
+    calls = []
+    for i in range(150):
+        call = link.client.start_call(METHOD, link.now)
+        link.client.send_unary(call, b"%d" % i)
+        calls.append(call)
+    link.pump()
+    assert len(link.server.conn.streams) <= link.server.conn.local_settings.max_concurrent_streams
+    done = 0
+    for _ in range(10):
+        for sid, st in list(link.server.streams.items()):
+            if st.ended and st.out_end is not None and sid in link.server.conn.streams:
+                link.server.respond_headers(sid)
+                link.server.send_messages(sid, st.payloads)
+                link.server.respond_status(sid, 0)
+        link.pump()
+        done = sum(1 for call in calls if call.is_done)
+        if done == len(calls):
+            break
+    assert done == len(calls)
+    for i, call in enumerate(calls):
+        assert link.messages(call) == [b"%d" % i]
+        assert link.ended(call).code == c.SC_OK
+
+
+def test_early_status_while_client_still_sending():
+    # The server answers before the client half-closes: the call ends and
+    # the client's stream must not linger (it would hold a stream slot).
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_message(call, b"first")
+    link.pump()
+    link.server.trailers_only(call.stream_id, c.SC_PERMISSION_DENIED, b"nope")
+    link.pump()
+    assert link.ended(call).code == c.SC_PERMISSION_DENIED
+    assert not link.client.streams
+    assert link.client.local_open == 0
+    assert link.server.streams[call.stream_id].reset == h2.errors.ErrorCodes.NO_ERROR
+    assert link.client.send_message(call, b"late") is False
+    link.pump()
+
+
+def test_informational_response_is_skipped():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"x")
+    link.pump()
+    link.server.conn.send_headers(call.stream_id, [(b":status", b"100")])
+    link.server.respond_headers(call.stream_id, metadata=[(b"x-a", b"1")])
+    link.server.send_messages(call.stream_id, [b"r"])
+    link.server.respond_status(call.stream_id, 0)
+    link.pump()
+    assert link.messages(call) == [b"r"]
+    assert ("x-a", "1") in link.of(call, c.CE_INITIAL_METADATA)[0].metadata
+    assert link.ended(call).code == c.SC_OK
+
+
+def test_padded_data_is_credited():
+    # Padding counts against flow control and must be credited back, or the
+    # stream starves after about one window of padded frames.
+    link = ClientLink(config=c.H2Config(bdp_probing=False))
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"x")
+    link.pump()
+    sid = call.stream_id
+    server = link.server
+    server.respond_headers(sid)
+    link.pump()
+    msgs = [bytes([i]) * 1000 for i in range(150)]
+    pending = [grpc_frame(m) for m in msgs]
+    for _ in range(1000):
+        while pending and server.conn.local_flow_control_window(sid) >= len(pending[0]) + 256:
+            server.conn.send_data(sid, pending.pop(0), pad_length=200)
+        link.pump()
+        if not pending:
+            break
+    assert not pending, "h2 ran out of window: padding was not credited"
+    server.respond_status(sid, 0)
+    link.pump()
+    assert link.messages(call) == msgs
+    assert link.ended(call).code == c.SC_OK
+
+
+def test_server_ping_and_settings_change():
+    from h2.settings import SettingCodes
+    link = ClientLink()
+    link.server.conn.ping(b"h2-ping!")
+    link.server.conn.update_settings({SettingCodes.MAX_FRAME_SIZE: 65536,
+                                      SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+    link.pump()
+    assert any(isinstance(e, h2.events.PingAckReceived) and e.ping_data == b"h2-ping!"
+               for e in link.server.events)
+    assert any(isinstance(e, h2.events.SettingsAcknowledged) for e in link.server.events)
+    assert any(e.kind == c.CE_PING_RECEIVED and e.data == b"h2-ping!" for e in link.events)
+    assert link.client.peer_max_frame_size == 65536
+    big = b"z" * 500000
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, big)
+    link.pump()
+    st = link.server.streams[call.stream_id]
+    assert st.payloads == [big]
+    assert st.data_frames <= len(big) // 16384, "larger frames were not used"
+    link.server.trailers_only(call.stream_id, 0)
+    link.pump()
+    assert link.ended(call).code == c.SC_OK
+
+
+def test_large_header_blocks_with_continuation():
+    # Request metadata and trailers beyond one frame: CONTINUATION both ways.
+    link = ClientLink(config=c.H2Config(max_header_list_size=1 << 20))
+    md = [("x-big-%d" % i, "v" * 9000) for i in range(4)]
+    call = link.client.start_call(METHOD, link.now, metadata=md)
+    link.client.send_unary(call, b"")
+    link.pump()
+    h = header_dict(link.server.streams[call.stream_id].headers)
+    for k, v in md:
+        assert h[k.encode()] == [v.encode()]
+    trailing = [(b"x-t-%d" % i, b"w" * 9000) for i in range(4)]
+    link.server.respond_headers(call.stream_id)
+    link.server.respond_status(call.stream_id, 0, metadata=trailing)
+    link.pump()
+    end = link.ended(call)
+    assert end.code == c.SC_OK
+    for k, v in trailing:
+        assert (k.decode(), v.decode()) in end.metadata
+
+
+def test_response_compressed_gzip():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"x")
+    link.pump()
+    accept = link.server.streams[call.stream_id].header(b"grpc-accept-encoding")
+    assert b"gzip" in [a.strip() for a in accept.split(b",")]
+    link.server.respond_headers(call.stream_id, extra=[(b"grpc-encoding", b"gzip")])
+    payload = b"compress me " * 1000
+    link.server.send_raw(call.stream_id, grpc_frame(gzip.compress(payload), flag=1)
+                         + grpc_frame(b"plain", flag=0))
+    link.server.respond_status(call.stream_id, 0)
+    link.pump()
+    assert link.messages(call) == [payload, b"plain"]
+    assert link.ended(call).code == c.SC_OK
+
+
+def test_request_compressed_gzip():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now, compression="gzip")
+    payload = b"abc" * 5000
+    link.client.send_unary(call, payload)
+    link.pump()
+    st = link.server.streams[call.stream_id]
+    assert st.header(b"grpc-encoding") == b"gzip"
+    [(flag, body)] = st.messages
+    assert flag == 1 and gzip.decompress(body) == payload and len(body) < len(payload)
