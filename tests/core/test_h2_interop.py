@@ -520,3 +520,378 @@ def test_request_compressed_gzip():
     assert st.header(b"grpc-encoding") == b"gzip"
     [(flag, body)] = st.messages
     assert flag == 1 and gzip.decompress(body) == payload and len(body) < len(payload)
+
+
+# ===========================================================================
+# Part 2: h2 client, grpcpy server
+# ===========================================================================
+
+
+class App:
+    """A tiny application on the grpcpy server core.
+
+    /t.S/Echo     echoes each message; OK with the x-echo* metadata as trailers
+    /t.S/Fanout   each request message b"N:SIZE" -> N messages of SIZE bytes
+    /t.S/Collect  answers one message (the requests joined by b"|") at half-close
+    /t.S/Fail     trailers-only status from metadata x-code / x-details
+    /t.S/Hold     never answers (deadline, cancel tests)
+    """
+
+    def __init__(self):
+        self.started = []
+        self.ended = {}
+        self.received = {}
+        self.metadata = {}
+
+    def __call__(self, link, ev):
+        srv = link.server
+        call = ev.call
+        if ev.kind == c.CE_CALL_STARTED:
+            self.started.append(call)
+            self.received[call] = []
+            self.metadata[call] = call.metadata
+            if call.method == "/t.S/Fail":
+                md = dict(call.metadata)
+                srv.send_status(call, int(md["x-code"]), md.get("x-details", ""))
+        elif ev.kind == c.CE_MESSAGE:
+            self.received[call].append(ev.data)
+            srv.message_consumed(call, ev.value)
+            if call.method == "/t.S/Echo":
+                srv.send_message(call, ev.data)
+            elif call.method == "/t.S/Fanout":
+                n, size = map(int, ev.data.split(b":"))
+                for i in range(n):
+                    srv.send_message(call, bytes([i % 256]) * size)
+        elif ev.kind == c.CE_HALF_CLOSED:
+            if call.method in ("/t.S/Echo", "/t.S/Fanout"):
+                md = tuple((k, v) for k, v in call.metadata if k.startswith("x-echo"))
+                srv.send_status(call, 0, "", md)
+            elif call.method == "/t.S/Collect":
+                srv.send_message(call, b"|".join(self.received[call]))
+                srv.send_status(call, 0)
+        elif ev.kind == c.CE_CALL_ENDED:
+            assert call not in self.ended, "two CALL_ENDED for one call"
+            self.ended[call] = ev
+
+    def call_for(self, sid):
+        [call] = [x for x in self.started if x.stream_id == sid]
+        return call
+
+
+def serve(**kw):
+    app = App()
+    return app, ServerLink(app=app, **kw)
+
+
+def assert_ok_response(st, messages=None):
+    h = header_dict(st.headers)
+    assert h[b":status"] == [b"200"]
+    assert h[b"content-type"][0].startswith(b"application/grpc")
+    assert st.trailers is not None, "no trailers"
+    assert st.trailer(b"grpc-status") == b"0", st.trailers
+    assert st.ended and st.reset is None
+    assert not st.splitter.partial
+    if messages is not None:
+        assert st.payloads == messages
+
+
+def test_server_unary():
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Echo", metadata=[(b"x-echo-a", b"1")])
+    cl.send_messages(sid, [b"hello"], end=True)
+    link.pump()
+    st = cl.streams[sid]
+    assert_ok_response(st, [b"hello"])
+    assert st.trailer(b"x-echo-a") == b"1"
+    assert [e.kind for e in link.events if e.call is app.started[0]] == [
+        c.CE_CALL_STARTED, c.CE_MESSAGE, c.CE_HALF_CLOSED, c.CE_CALL_ENDED]
+    call = app.started[0]
+    assert call.method == "/t.S/Echo" and call.authority == b"h2peer.test"
+    assert app.ended[call].code == c.SC_OK
+    assert not link.server.streams
+
+
+def test_server_streaming_flow_control():
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Fanout")
+    cl.send_messages(sid, [b"120:4000"], end=True)
+    link.pump()
+    st = cl.streams[sid]
+    assert_ok_response(st, [bytes([i]) * 4000 for i in range(120)])
+    assert st.data_bytes > 65535
+
+
+def test_server_streaming_waits_for_h2_credit():
+    app, link = serve(client=H2GrpcClient(auto_ack=False))
+    cl = link.client
+    sid = cl.request(b"/t.S/Fanout")
+    cl.send_messages(sid, [b"50:4000"], end=True)
+    link.pump()
+    st = cl.streams[sid]
+    assert st.data_bytes <= 65535 and st.trailers is None
+    for _ in range(20):
+        if st.ended:
+            break
+        cl.ack(sid)
+        link.pump()
+    assert_ok_response(st, [bytes([i]) * 4000 for i in range(50)])
+
+
+def test_server_client_streaming():
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Collect")
+    msgs = [bytes([65 + i % 26]) * 9000 for i in range(40)]   # 360 KB, past the 64 KiB window
+    cl.send_messages(sid, msgs, end=True)
+    link.pump()
+    assert_ok_response(cl.streams[sid], [b"|".join(msgs)])
+    assert app.received[app.started[0]] == msgs
+
+
+def test_server_bidi():
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Echo")
+    link.pump()
+    st = cl.streams[sid]
+    for i in range(6):
+        cl.send_messages(sid, [b"m%d" % i])
+        link.pump()
+        assert st.payloads == [b"m%d" % j for j in range(i + 1)]
+    assert st.trailers is None
+    cl.send_raw(sid, b"", end=True)
+    link.pump()
+    assert_ok_response(st, [b"m%d" % j for j in range(6)])
+
+
+def test_server_many_concurrent_interleaved_streams():
+    app, link = serve()
+    cl = link.client
+    sids = [cl.request(b"/t.S/Echo", metadata=[(b"x-echo-n", b"%d" % i)]) for i in range(200)]
+    for rnd in range(3):
+        for i, sid in enumerate(sids):
+            cl.send_messages(sid, [b"%d-%d" % (i, rnd)], end=(rnd == 2))
+        link.pump()
+    assert len(app.started) == 200
+    for i, sid in enumerate(sids):
+        st = cl.streams[sid]
+        assert_ok_response(st, [b"%d-%d" % (i, r) for r in range(3)])
+        assert st.trailer(b"x-echo-n") == b"%d" % i
+    assert not link.server.streams
+
+
+def test_server_metadata_both_ways_binary():
+    app, link = serve()
+    cl = link.client
+    blob = bytes(range(255, -1, -1))
+    sid = cl.request(b"/t.S/Echo", metadata=[
+        (b"x-plain", b"v v"),
+        (b"x-echo-bin", base64.b64encode(blob).rstrip(b"=")),          # unpadded
+        (b"x-padded-bin", base64.b64encode(b"\x01\x02")),               # padded
+    ])
+    cl.send_messages(sid, [b""], end=True)
+    link.pump()
+    md = app.metadata[app.started[0]]
+    assert ("x-plain", "v v") in md
+    assert ("x-echo-bin", blob) in md and ("x-padded-bin", b"\x01\x02") in md
+    assert not any(k.startswith(":") or k in ("te", "content-type") for k, _ in md)
+    st = cl.streams[sid]
+    assert_ok_response(st, [b""])
+    assert unpadded_b64decode(st.trailer(b"x-echo-bin")) == blob
+
+
+def test_server_initial_metadata_and_error_details():
+    def app(link, ev):
+        if ev.kind == c.CE_CALL_STARTED:
+            link.server.send_initial_metadata(ev.call, [("x-init", "yes"), ("x-init-bin", b"\x00\xff")])
+            link.server.send_message(ev.call, b"partial")
+            link.server.send_status(ev.call, c.SC_ABORTED, "tab\there\nnewline 100% ünïcode ✓",
+                                    [("x-why-bin", b"\xde\xad\xbe\xef\x01")])
+    link = ServerLink(app=app)
+    cl = link.client
+    sid = cl.request(b"/t.S/Any")
+    cl.send_messages(sid, [b"x"], end=True)
+    link.pump()
+    st = cl.streams[sid]
+    h = header_dict(st.headers)
+    assert h[b":status"] == [b"200"] and h[b"x-init"] == [b"yes"]
+    assert unpadded_b64decode(h[b"x-init-bin"][0]) == b"\x00\xff"
+    assert st.payloads == [b"partial"]
+    assert st.trailer(b"grpc-status") == b"10"
+    wire = st.trailer(b"grpc-message")
+    assert all(0x20 <= b <= 0x7E for b in wire), wire
+    assert b"%09" in wire and b"%0A" in wire and b"%25" in wire
+    assert c.percent_decode(wire) == "tab\there\nnewline 100% ünïcode ✓"
+    # an independent decoder agrees
+    from urllib.parse import unquote_to_bytes
+    assert unquote_to_bytes(wire).decode("utf-8") == "tab\there\nnewline 100% ünïcode ✓"
+    assert unpadded_b64decode(st.trailer(b"x-why-bin")) == b"\xde\xad\xbe\xef\x01"
+
+
+def test_server_trailers_only_status():
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Fail", metadata=[(b"x-code", b"5"), (b"x-details", b"missing")], end=True)
+    link.pump()
+    st = cl.streams[sid]
+    h = header_dict(st.headers)
+    assert h[b":status"] == [b"200"] and h[b"grpc-status"] == [b"5"] and h[b"grpc-message"] == [b"missing"]
+    assert st.trailers is None and st.ended and st.data_frames == 0
+
+
+@pytest.mark.parametrize("kw,http_status", [
+    (dict(content_type=b"text/plain"), b"415"),
+    (dict(http_method=b"GET"), b"405"),
+])
+def test_server_rejects_non_grpc_requests(kw, http_status):
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Echo", **kw)
+    cl.send_messages(sid, [b"x"], end=True)
+    link.pump()
+    st = cl.streams[sid]
+    assert header_dict(st.headers)[b":status"] == [http_status]
+    assert st.ended or st.reset is not None
+    assert app.started == [], "invalid request reached the application"
+    assert not link.server.streams
+    # the connection is still good
+    sid2 = cl.request(b"/t.S/Echo")
+    cl.send_messages(sid2, [b"ok"], end=True)
+    link.pump()
+    assert_ok_response(cl.streams[sid2], [b"ok"])
+
+
+def test_server_rejects_unknown_encoding():
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Echo", encoding=b"snappy")
+    cl.send_messages(sid, [b"x"], flag=1, end=True)
+    link.pump()
+    st = cl.streams[sid]
+    h = header_dict(st.headers)
+    assert h[b":status"] == [b"200"]
+    assert h[b"grpc-status"] == [b"12"]
+    accept = [a.strip() for a in h[b"grpc-accept-encoding"][0].split(b",")]
+    assert b"gzip" in accept and b"snappy" not in accept
+    assert app.started == []
+
+
+@pytest.mark.parametrize("value", [b"abc", b"10", b"1x", b"123456789S", b"-1S", b"S"])
+def test_server_rejects_malformed_timeout(value):
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Echo", timeout=value, end=True)
+    link.pump()
+    h = header_dict(cl.streams[sid].headers)
+    assert h[b":status"] == [b"200"] and h[b"grpc-status"] == [b"13"]
+    assert app.started == []
+
+
+def test_server_client_cancel():
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Hold")
+    cl.send_messages(sid, [b"x"])
+    link.pump()
+    call = app.started[0]
+    cl.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+    link.pump()
+    assert app.ended[call].code == c.SC_CANCELLED
+    assert not link.server.streams
+    assert link.server.send_message(call, b"late") is False
+    link.pump()
+    assert cl.streams[sid].payloads == []
+
+
+def test_server_deadline_from_grpc_timeout():
+    app, link = serve()
+    cl = link.client
+    link.now = 100.0
+    sid = cl.request(b"/t.S/Hold", timeout=b"250m")
+    cl.send_messages(sid, [b"x"])
+    link.pump()
+    call = app.started[0]
+    assert call.deadline == pytest.approx(100.25)
+    assert link.server.next_timer() == pytest.approx(100.25)
+    link.advance(0.2)
+    assert call not in app.ended and cl.streams[sid].trailers is None
+    link.advance(0.1)
+    assert app.ended[call].code == c.SC_DEADLINE_EXCEEDED
+    st = cl.streams[sid]
+    got = st.trailers if st.trailers is not None else st.headers
+    assert (b"grpc-status", b"4") in got
+    assert st.ended
+    assert not link.server.streams
+
+
+def test_server_gzip_request_and_response():
+    def app(link, ev):
+        if ev.kind == c.CE_CALL_STARTED:
+            link.server.set_compression(ev.call, "gzip")
+        elif ev.kind == c.CE_MESSAGE:
+            seen.append(ev.data)
+            link.server.send_message(ev.call, ev.data * 2)
+        elif ev.kind == c.CE_HALF_CLOSED:
+            link.server.send_status(ev.call, 0)
+    seen = []
+    link = ServerLink(app=app)
+    cl = link.client
+    payload = b"squeeze " * 2000
+    sid = cl.request(b"/t.S/Gz", encoding=b"gzip", extra=[(b"grpc-accept-encoding", b"gzip")])
+    cl.send_raw(sid, grpc_frame(gzip.compress(payload), flag=1) + grpc_frame(b"raw", flag=0), end=True)
+    link.pump()
+    assert seen == [payload, b"raw"]
+    st = cl.streams[sid]
+    assert header_dict(st.headers)[b"grpc-encoding"] == [b"gzip"]
+    assert st.trailer(b"grpc-status") == b"0"
+    assert [f for f, _ in st.messages] == [1, 1]
+    assert [gzip.decompress(p) for _, p in st.messages] == [payload * 2, b"rawraw"]
+
+
+def test_server_compressed_flag_without_encoding_is_internal():
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Echo")
+    cl.send_raw(sid, grpc_frame(gzip.compress(b"x"), flag=1), end=True)
+    link.pump()
+    st = cl.streams[sid]
+    got = st.trailers if st.trailers is not None else st.headers
+    assert (b"grpc-status", b"13") in got
+    assert app.ended[app.started[0]].code == c.SC_INTERNAL
+
+
+def test_server_graceful_shutdown_with_calls_in_flight():
+    app, link = serve(client=H2GrpcClient(divert_goaway=True))
+    cl = link.client
+    a = cl.request(b"/t.S/Collect")
+    b = cl.request(b"/t.S/Collect")
+    cl.send_messages(a, [b"a1"])
+    cl.send_messages(b, [b"b1"])
+    link.pump()
+    link.server.start_graceful_shutdown()
+    s2c = link.server.data_to_send()
+    # a request already on its way when the first GOAWAY is written
+    late = cl.request(b"/t.S/Collect")
+    cl.send_messages(late, [b"l1"], end=True)
+    link._dispatch(link.server.receive_data(cl.data_to_send(), link.now))
+    cl.receive(s2c)
+    link.pump()
+    assert cl.goaways[0] == (2 ** 31 - 1, 0)
+    assert cl.goaways[-1] == (late, 0), cl.goaways
+    assert len(cl.goaways) == 2
+    # a stream opened after the final GOAWAY is refused, never processed
+    refused = cl.request(b"/t.S/Collect", end=True)
+    link.pump()
+    assert cl.streams[refused].reset == h2.errors.ErrorCodes.REFUSED_STREAM
+    assert len(app.started) == 3
+    # the calls in flight finish normally
+    cl.send_messages(a, [b"a2"], end=True)
+    cl.send_messages(b, [b"b2"], end=True)
+    link.pump()
+    assert_ok_response(cl.streams[a], [b"a1|a2"])
+    assert_ok_response(cl.streams[b], [b"b1|b2"])
+    assert_ok_response(cl.streams[late], [b"l1"])
+    assert all(ev.code == c.SC_OK for ev in app.ended.values())
+    assert not link.server.streams
