@@ -895,3 +895,189 @@ def test_server_graceful_shutdown_with_calls_in_flight():
     assert_ok_response(cl.streams[late], [b"l1"])
     assert all(ev.code == c.SC_OK for ev in app.ended.values())
     assert not link.server.streams
+
+
+# ===========================================================================
+# Settings, HPACK and connection-level behaviour against h2
+# ===========================================================================
+
+from h2.settings import SettingCodes  # noqa: E402
+
+
+def test_server_with_h2_header_table_size_zero():
+    # h2 asks for no dynamic table: grpcpy's encoder must follow (a table
+    # size update, then no indexing), or h2's decoder rejects the block.
+    app, link = serve()
+    cl = link.client
+    cl.conn.update_settings({SettingCodes.HEADER_TABLE_SIZE: 0})
+    link.pump()
+    for i in range(3):
+        sid = cl.request(b"/t.S/Echo", metadata=[(b"x-echo-k", b"value-%d" % i)])
+        cl.send_messages(sid, [b"m"], end=True)
+        link.pump()
+        st = cl.streams[sid]
+        assert_ok_response(st, [b"m"])
+        assert st.trailer(b"x-echo-k") == b"value-%d" % i
+    assert cl.terminated is None
+
+
+def test_client_with_h2_small_header_table():
+    link = ClientLink()
+    link.server.conn.update_settings({SettingCodes.HEADER_TABLE_SIZE: 64})
+    link.pump()
+    for i in range(4):
+        call = link.client.start_call(METHOD, link.now, metadata=[("x-k", "v%d" % i), ("x-long", "L" * 100)])
+        link.client.send_unary(call, b"")
+        link.pump()
+        assert link.server.streams[call.stream_id].header(b"x-k") == b"v%d" % i
+        link.server.trailers_only(call.stream_id, 0)
+        link.pump()
+        assert link.ended(call).code == c.SC_OK
+    assert link.server.terminated is None
+
+
+def test_server_window_shrinks_and_grows_mid_stream():
+    # h2 lowers SETTINGS_INITIAL_WINDOW_SIZE while grpcpy is sending (the
+    # stream windows may go negative, §6.9.2), then raises it again.
+    app, link = serve(client=H2GrpcClient(auto_ack=False))
+    cl = link.client
+    sid = cl.request(b"/t.S/Fanout")
+    cl.send_messages(sid, [b"40:3000"], end=True)
+    link.pump()
+    st = cl.streams[sid]
+    first = st.data_bytes
+    assert 0 < first <= 65535
+    cl.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 1000})
+    link.pump()
+    # the window is now 1000 - 65535 (all of it was used): crediting the
+    # 65535 received brings it back to 1000, no more
+    cl.ack(sid)
+    link.pump()
+    assert first < st.data_bytes <= first + 1000, "stream window accounting differs from h2's"
+    assert cl.terminated is None
+    cl.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+    link.pump()
+    cl.ack(sid)
+    link.pump()
+    assert_ok_response(st, [bytes([i]) * 3000 for i in range(40)])
+
+
+def test_server_uses_larger_frames_when_allowed():
+    app, link = serve()
+    cl = link.client
+    cl.conn.update_settings({SettingCodes.MAX_FRAME_SIZE: 1 << 20, SettingCodes.INITIAL_WINDOW_SIZE: 1 << 22})
+    cl.conn.increment_flow_control_window(1 << 22)
+    link.pump()
+    sid = cl.request(b"/t.S/Fanout")
+    cl.send_messages(sid, [b"1:1000000"], end=True)
+    link.pump()
+    st = cl.streams[sid]
+    assert_ok_response(st)
+    assert len(st.payloads[0]) == 1000000
+    assert st.data_frames <= 4
+
+
+def test_server_answers_h2_ping():
+    app, link = serve()
+    link.client.conn.ping(b"12345678")
+    link.pump()
+    assert any(isinstance(e, h2.events.PingAckReceived) and e.ping_data == b"12345678"
+               for e in link.client.events)
+
+
+def test_server_large_request_headers_continuation():
+    app, link = serve(config=c.H2Config(max_header_list_size=1 << 20))
+    cl = link.client
+    md = [(b"x-echo-%d" % i, b"q" * 10000) for i in range(5)]
+    sid = cl.request(b"/t.S/Echo", metadata=md)
+    cl.send_messages(sid, [b"x"], end=True)
+    link.pump()
+    st = cl.streams[sid]
+    assert_ok_response(st, [b"x"])
+    for k, v in md:
+        assert st.trailer(k) == v
+
+
+def test_server_request_headers_over_limit():
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Echo", metadata=[(b"x-huge", b"h" * 20000)])
+    cl.send_messages(sid, [b"x"], end=True)
+    link.pump()
+    st = cl.streams[sid]
+    assert st.headers is not None, (st.reset, cl.terminated)
+    assert (b"grpc-status", b"8") in st.headers
+    assert app.started == []
+    sid2 = cl.request(b"/t.S/Echo")
+    cl.send_messages(sid2, [b"y"], end=True)
+    link.pump()
+    assert_ok_response(cl.streams[sid2], [b"y"])
+
+
+def test_server_message_over_receive_limit():
+    app, link = serve(max_receive_message_length=1000)
+    cl = link.client
+    sid = cl.request(b"/t.S/Echo")
+    cl.send_messages(sid, [b"a" * 1001], end=True)
+    link.pump()
+    st = cl.streams[sid]
+    got = st.trailers if st.trailers is not None else st.headers
+    assert (b"grpc-status", b"8") in got
+    assert app.ended[app.started[0]].code == c.SC_RESOURCE_EXHAUSTED
+
+
+def test_client_cancel_seen_by_h2():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_message(call, b"x")
+    link.pump()
+    link.client.cancel_call(call)
+    link.pump()
+    assert link.ended(call).code == c.SC_CANCELLED
+    assert link.server.streams[call.stream_id].reset == h2.errors.ErrorCodes.CANCEL
+    assert link.server.terminated is None
+
+
+def test_client_connection_error_from_h2():
+    link = ClientLink()
+    calls = []
+    for _ in range(3):
+        call = link.client.start_call(METHOD, link.now)
+        link.client.send_message(call, b"x")
+        calls.append(call)
+    link.pump()
+    link.server.conn.close_connection(h2.errors.ErrorCodes.INTERNAL_ERROR, b"boom", last_stream_id=0)
+    link.pump()
+    for call in calls:
+        assert link.ended(call).code == c.SC_UNAVAILABLE
+    gone = [e for e in link.events if e.kind == c.CE_GOAWAY]
+    assert gone and gone[0].code == h2.errors.ErrorCodes.INTERNAL_ERROR and gone[0].details == b"boom"
+
+
+def test_h2_client_rejects_nothing_from_server_under_load():
+    # Many calls of every kind at once; h2 validates every frame and header
+    # block it receives, and must never terminate the connection.
+    app, link = serve()
+    cl = link.client
+    sids = []
+    for i in range(60):
+        kind = i % 3
+        if kind == 0:
+            sid = cl.request(b"/t.S/Echo")
+            cl.send_messages(sid, [b"e%d" % i] * 3, end=True)
+        elif kind == 1:
+            sid = cl.request(b"/t.S/Fanout")
+            cl.send_messages(sid, [b"5:7000"], end=True)
+        else:
+            sid = cl.request(b"/t.S/Fail", metadata=[(b"x-code", b"%d" % (i % 16 + 1))], end=True)
+        sids.append((kind, i, sid))
+    link.pump()
+    assert cl.terminated is None
+    for kind, i, sid in sids:
+        st = cl.streams[sid]
+        if kind == 0:
+            assert_ok_response(st, [b"e%d" % i] * 3)
+        elif kind == 1:
+            assert_ok_response(st, [bytes([j]) * 7000 for j in range(5)])
+        else:
+            assert (b"grpc-status", b"%d" % (i % 16 + 1)) in st.headers
