@@ -1129,6 +1129,9 @@ cdef class ServerConnection(GrpcConnection):
     cdef int _deadline_expired(self, _Call call) except -1:
         cdef ServerCall sc = <ServerCall>call
         if sc._stream is not None and sc._stream.stream_id in self.streams:
+            # the status goes out now, not behind response data that may
+            # wait for window forever (HEADERS are not flow controlled)
+            self._discard_queued(sc._stream)
             self._send_status_headers(sc, SC_DEADLINE_EXCEEDED, "Deadline Exceeded", None)
             if sc._stream is not None and sc._stream.stream_id in self.streams:
                 self.reset_stream(sc.stream_id, ERR_CANCEL)
@@ -1138,6 +1141,7 @@ cdef class ServerConnection(GrpcConnection):
     cdef int _fail_call(self, _Call call, int code, str details) except -1:
         cdef ServerCall sc = <ServerCall>call
         if sc._stream is not None and sc._stream.stream_id in self.streams:
+            self._discard_queued(sc._stream)   # as in _deadline_expired
             self._send_status_headers(sc, code, details, None)
             if sc._stream is not None and sc._stream.stream_id in self.streams:
                 self.reset_stream(sc.stream_id, ERR_NO_ERROR)
