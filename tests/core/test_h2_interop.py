@@ -1081,3 +1081,39 @@ def test_h2_client_rejects_nothing_from_server_under_load():
             assert_ok_response(st, [bytes([j]) * 7000 for j in range(5)])
         else:
             assert (b"grpc-status", b"%d" % (i % 16 + 1)) in st.headers
+
+
+def test_server_deadline_while_response_data_is_blocked():
+    # The response is stuck behind flow control when the deadline passes:
+    # the status must still reach the client (HEADERS are not flow
+    # controlled), not just a bare RST_STREAM.
+    app, link = serve(client=H2GrpcClient(auto_ack=False))
+    cl = link.client
+    sid = cl.request(b"/t.S/Fanout", timeout=b"1S")
+    cl.send_messages(sid, [b"40:3000"])
+    link.pump()
+    st = cl.streams[sid]
+    assert st.data_bytes <= 65535 and st.trailers is None
+    link.advance(1.5)
+    call = app.started[0]
+    assert app.ended[call].code == c.SC_DEADLINE_EXCEEDED
+    assert st.trailers is not None, "no status, reset=%r" % (st.reset,)
+    assert (b"grpc-status", b"4") in st.trailers
+    assert not link.server.streams
+    assert cl.terminated is None
+
+
+def test_server_failure_while_response_data_is_blocked():
+    # A compressed message without grpc-encoding fails the call while the
+    # response is stuck behind flow control: the INTERNAL status still goes out.
+    app, link = serve(client=H2GrpcClient(auto_ack=False))
+    cl = link.client
+    sid = cl.request(b"/t.S/Fanout")
+    cl.send_messages(sid, [b"40:3000"])
+    link.pump()
+    cl.send_raw(sid, grpc_frame(b"zz", flag=1))
+    link.pump()
+    st = cl.streams[sid]
+    assert app.ended[app.started[0]].code == c.SC_INTERNAL
+    assert st.trailers is not None and (b"grpc-status", b"13") in st.trailers
+    assert not link.server.streams
