@@ -1117,3 +1117,134 @@ def test_server_failure_while_response_data_is_blocked():
     assert app.ended[app.started[0]].code == c.SC_INTERNAL
     assert st.trailers is not None and (b"grpc-status", b"13") in st.trailers
     assert not link.server.streams
+
+
+def test_client_ok_trailers_after_partial_message_is_internal():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"x")
+    link.pump()
+    link.server.respond_headers(call.stream_id)
+    link.server.send_raw(call.stream_id, grpc_frame(b"complete") + grpc_frame(b"truncated")[:8])
+    link.server.respond_status(call.stream_id, 0)
+    link.pump()
+    assert link.messages(call) == [b"complete"]
+    assert link.ended(call).code == c.SC_INTERNAL
+
+
+def test_client_stream_ended_without_trailers_is_internal():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"x")
+    link.pump()
+    link.server.respond_headers(call.stream_id)
+    link.server.send_messages(call.stream_id, [b"r"], end=True)
+    link.pump()
+    assert link.ended(call).code == c.SC_INTERNAL
+    assert not link.client.streams
+
+
+def test_client_bdp_grows_window_on_bulk_download():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"x")
+    link.pump()
+    big = b"d" * (3 << 20)
+    link.server.respond_headers(call.stream_id)
+    link.server.send_messages(call.stream_id, [big])
+    link.server.respond_status(call.stream_id, 0)
+    link.pump()
+    assert link.messages(call) == [big]
+    assert link.ended(call).code == c.SC_OK
+    # h2 saw (and acknowledged) larger windows advertised by grpcpy
+    assert link.server.conn.remote_settings.initial_window_size > 65535
+    assert link.server.terminated is None
+
+
+def test_server_request_stream_ends_mid_message():
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Collect")
+    cl.send_raw(sid, grpc_frame(b"whole") + grpc_frame(b"cut off")[:7], end=True)
+    link.pump()
+    st = cl.streams[sid]
+    got = st.trailers if st.trailers is not None else st.headers
+    assert (b"grpc-status", b"13") in got
+    assert app.ended[app.started[0]].code == c.SC_INTERNAL
+
+
+def test_server_early_status_while_client_still_sending():
+    # Status before the request is complete: the h2 client gets the whole
+    # response, then RST_STREAM(NO_ERROR) (§8.1), and the server forgets the stream.
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Fail", metadata=[(b"x-code", b"7")])
+    cl.send_messages(sid, [b"more"])
+    link.pump()
+    st = cl.streams[sid]
+    assert (b"grpc-status", b"7") in st.headers and st.ended
+    assert st.reset == h2.errors.ErrorCodes.NO_ERROR
+    assert not link.server.streams
+    assert cl.terminated is None
+
+
+def test_server_padded_request_data_is_credited():
+    app, link = serve(config=c.H2Config(bdp_probing=False))
+    cl = link.client
+    sid = cl.request(b"/t.S/Collect")
+    link.pump()
+    msgs = [bytes([i]) * 1000 for i in range(150)]
+    pending = [grpc_frame(m) for m in msgs]
+    for _ in range(1000):
+        while pending and cl.conn.local_flow_control_window(sid) >= len(pending[0]) + 256:
+            cl.conn.send_data(sid, pending.pop(0), pad_length=200)
+        link.pump()
+        if not pending:
+            break
+    assert not pending, "h2 ran out of window: padding was not credited"
+    cl.conn.end_stream(sid)
+    link.pump()
+    assert_ok_response(cl.streams[sid], [b"|".join(msgs)])
+
+
+def test_server_large_messages_both_ways():
+    big = bytes(range(256)) * (3 * 4096)    # 3 MiB
+    app, link = serve(max_receive_message_length=8 << 20)
+    cl = link.client
+    sid = cl.request(b"/t.S/Echo")
+    cl.send_messages(sid, [big, big[::-1]], end=True)
+    link.pump()
+    assert_ok_response(cl.streams[sid], [big, big[::-1]])
+    assert cl.terminated is None
+
+
+def test_server_request_trailers_end_the_request():
+    # gRPC clients send no request trailers, but HTTP/2 allows them: a
+    # HEADERS block with END_STREAM after the messages is a half-close.
+    app, link = serve()
+    cl = link.client
+    sid = cl.request(b"/t.S/Collect")
+    cl.send_messages(sid, [b"a", b"b"])
+    link.pump()
+    cl.conn.send_headers(sid, [(b"x-trailer", b"t")], end_stream=True)
+    link.pump()
+    assert_ok_response(cl.streams[sid], [b"a|b"])
+
+
+def test_client_goaway_fails_calls_waiting_for_a_stream_slot():
+    link = ClientLink()
+    link.server.conn.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: 1})
+    link.pump()
+    first = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(first, b"1")
+    waiting = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(waiting, b"2")
+    link.pump()
+    assert waiting.stream_id == 0 and len(link.server.conn.streams) == 1
+    link.server.inject_goaway(last_stream_id=first.stream_id)
+    link.pump()
+    assert link.ended(waiting).code == c.SC_UNAVAILABLE
+    link.server.trailers_only(first.stream_id, 0)
+    link.pump()
+    assert link.ended(first).code == c.SC_OK
+    assert len(link.server.streams) == 1
