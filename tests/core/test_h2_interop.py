@@ -5,7 +5,6 @@ Part 2: h2 as a gRPC client <-> grpcpy ServerConnection with a tiny app.
 """
 import base64
 import gzip
-import struct
 
 import h2.errors
 import h2.events
@@ -13,7 +12,7 @@ import pytest
 
 from grpcpy import _cext as c
 
-from .h2peer import ClientLink, H2GrpcClient, H2GrpcServer, ServerLink, grpc_frame, split_frames
+from .h2peer import ClientLink, H2GrpcClient, H2GrpcServer, ServerLink, grpc_frame
 
 METHOD = "/test.Echo/Call"
 
