@@ -878,6 +878,7 @@ cdef class ClientConnection(GrpcConnection):
         cdef bytes gstatus = None, gmessage = b""
         cdef int code
         cdef object details
+        cdef H2Stream s
         for name, value in headers:
             if name == b"grpc-status":
                 gstatus = value
@@ -905,7 +906,13 @@ cdef class ClientConnection(GrpcConnection):
             ev = _cevent(CE_INITIAL_METADATA, call._who())
             ev.metadata = ()
             self._cpush(ev)
+        s = call._stream
         self._end(call, code, details, trailing)
+        if s is not None and s.state == ST_HALF_CLOSED_REMOTE and s.stream_id in self.streams:
+            # The response is complete but our request was not (the server
+            # answered early, §8.1): nothing will ever close the stream from
+            # our side, so stop sending and free the slot.
+            self.reset_stream(s.stream_id, ERR_NO_ERROR)
         self._start_waiting()
         return 0
 
@@ -1124,6 +1131,9 @@ cdef class ServerConnection(GrpcConnection):
     cdef int _deadline_expired(self, _Call call) except -1:
         cdef ServerCall sc = <ServerCall>call
         if sc._stream is not None and sc._stream.stream_id in self.streams:
+            # the status goes out now, not behind response data that may
+            # wait for window forever (HEADERS are not flow controlled)
+            self._discard_queued(sc._stream)
             self._send_status_headers(sc, SC_DEADLINE_EXCEEDED, "Deadline Exceeded", None)
             if sc._stream is not None and sc._stream.stream_id in self.streams:
                 self.reset_stream(sc.stream_id, ERR_CANCEL)
@@ -1133,6 +1143,7 @@ cdef class ServerConnection(GrpcConnection):
     cdef int _fail_call(self, _Call call, int code, str details) except -1:
         cdef ServerCall sc = <ServerCall>call
         if sc._stream is not None and sc._stream.stream_id in self.streams:
+            self._discard_queued(sc._stream)   # as in _deadline_expired
             self._send_status_headers(sc, code, details, None)
             if sc._stream is not None and sc._stream.stream_id in self.streams:
                 self.reset_stream(sc.stream_id, ERR_NO_ERROR)

@@ -1001,6 +1001,15 @@ cdef class H2Connection:
             self._local_end(s)
         return True
 
+    cdef void _discard_queued(self, H2Stream s):
+        """Drop the stream's outgoing data still waiting for window (the
+        stream stays open): used when a status must go out at once."""
+        s._out = []
+        s._out_pos = 0
+        s.pending_bytes = 0
+        s._out_end = False
+        s._out_trailers = None
+
     cpdef want_drain(self, uint32_t stream_id):
         """Ask for EV_STREAM_DRAINED once the stream's queued data is written."""
         cdef object obj = self.streams.get(stream_id)
