@@ -15,4 +15,8 @@ except ImportError as exc:  # pragma: no cover - exercised by tests/test_build.p
         "--inplace`); a C compiler and Python headers are needed." % (exc,)
     ) from exc
 
-__all__ = ["__version__"]
+from grpcpy._types import (  # noqa: E402,F401
+    Call, ChannelConnectivity, ClientCallDetails, Compression, GenericRpcHandler, HandlerCallDetails,
+    LocalConnectionType, RpcContext, RpcError, RpcMethodHandler, ServiceRpcHandler, Status, StatusCode,
+    method_handlers_generic_handler, stream_stream_rpc_method_handler, stream_unary_rpc_method_handler,
+    unary_stream_rpc_method_handler, unary_unary_rpc_method_handler)

@@ -1,0 +1,419 @@
+"""Client call objects of grpcpy.aio (grpc.aio.UnaryUnaryCall and friends).
+
+A call object is the `user` of a sans-IO ClientCall: the connection hands
+it the core's events (_on_initial_metadata, _on_message, _on_end,
+_on_write_ready); the application awaits it, iterates it, reads and writes.
+A call is started on a connection as soon as the channel can pick one; until
+then it waits in the channel (wait_for_ready) or fails fast.
+"""
+import asyncio
+import collections
+import inspect
+
+from grpcpy import _cext, _types
+from grpcpy.aio._base import EOF, AioRpcError, Metadata, UsageError
+
+StatusCode = _types.StatusCode
+_OK = StatusCode.OK
+_CANCELLED = StatusCode.CANCELLED
+_status_from_number = _types.status_from_number
+
+
+class Call:
+    """What every grpcpy.aio client call offers."""
+
+    _streaming_requests = False
+
+    def __init__(self, channel, method, request_serializer, response_deserializer, timeout,
+                 metadata, credentials, wait_for_ready, compression):
+        loop = channel._loop
+        self._loop = loop
+        self._channel = channel
+        self._method = method
+        self._serializer = request_serializer
+        self._deserializer = response_deserializer
+        self._deadline = None if timeout is None else loop.time() + timeout
+        self._metadata = metadata
+        self._credentials = credentials
+        self._wait_for_ready = wait_for_ready
+        self._compression = _types.compression_name(compression) or channel._options.compression
+        self._proto = None
+        self._core_call = None
+        self._messages = collections.deque()
+        self._waiter = None
+        self._write_waiter = None
+        self._initial_metadata = None
+        self._initial_waiter = None
+        self._code = None
+        self._details = None
+        self._trailing_metadata = None
+        self._done = loop.create_future()
+        self._callbacks = []
+        self._started = None       # future: set when on a connection (or ended)
+        self._cancelled_locally = False
+
+    # -- start -------------------------------------------------------------------
+
+    def _begin(self):
+        """Put the call on a connection now if the channel has one ready,
+        else wait for one in the channel."""
+        proto = self._channel._pick_now()
+        if proto is not None:
+            self._start_on(proto)
+        else:
+            self._started = self._loop.create_future()
+            self._channel._enqueue(self)
+
+    def _start_on(self, proto):
+        """Called by the channel with a ready connection."""
+        if self._done.done():
+            return
+        now = self._loop.time()
+        timeout = -1.0 if self._deadline is None else max(0.0, self._deadline - now)
+        metadata = self._metadata
+        try:
+            core_call = proto.core.start_call(self._method, now, timeout, metadata, self._compression, self)
+        except (_cext.MetadataError, ValueError) as exc:
+            self._finish_local(StatusCode.INTERNAL, str(exc))
+            return
+        self._proto = proto
+        self._core_call = core_call
+        self._after_start()
+        proto.after_action()
+        if self._started is not None and not self._started.done():
+            self._started.set_result(None)
+
+    def _after_start(self):
+        pass
+
+    def _fail_start(self, code, details):
+        """The channel could not give this call a connection."""
+        self._finish_local(code, details)
+
+    def _finish_local(self, code, details):
+        if self._done.done():
+            return
+        self._on_end(_types.status_number(code), details, ())
+
+    # -- events from the connection -------------------------------------------------
+
+    def _on_initial_metadata(self, metadata):
+        self._initial_metadata = metadata
+        waiter = self._initial_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_message(self, data, wire):
+        self._messages.append((data, wire))
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _on_end(self, code, details, trailing):
+        if self._done.done():
+            return
+        self._code = _status_from_number(code)
+        self._details = details
+        self._trailing_metadata = trailing
+        if self._initial_metadata is None:
+            self._initial_metadata = ()
+        for fut in (self._initial_waiter, self._waiter, self._write_waiter, self._started):
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        self._waiter = self._write_waiter = None
+        self._done.set_result(None)
+        callbacks, self._callbacks = self._callbacks, []
+        for cb in callbacks:
+            cb(self)
+
+    def _on_write_ready(self):
+        waiter = self._write_waiter
+        if waiter is not None:
+            self._write_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- grpc.aio.Call / RpcContext -----------------------------------------------
+
+    def cancel(self):
+        if self._done.done():
+            return False
+        self._cancelled_locally = True
+        if self._core_call is not None and self._proto is not None:
+            self._proto.core.cancel_call(self._core_call)
+            self._proto.after_action()
+        self._finish_local(_CANCELLED, "Locally cancelled by application!")
+        return True
+
+    def cancelled(self):
+        return self._done.done() and self._code == _CANCELLED
+
+    def done(self):
+        return self._done.done()
+
+    def add_done_callback(self, callback):
+        if self._done.done():
+            callback(self)
+        else:
+            self._callbacks.append(callback)
+
+    def time_remaining(self):
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - self._loop.time())
+
+    async def initial_metadata(self):
+        if self._initial_metadata is None:
+            self._initial_waiter = self._loop.create_future()
+            await self._initial_waiter
+        return Metadata.from_tuple(self._initial_metadata)
+
+    async def trailing_metadata(self):
+        await asyncio.shield(self._done)
+        return Metadata.from_tuple(self._trailing_metadata)
+
+    async def code(self):
+        await asyncio.shield(self._done)
+        return self._code
+
+    async def details(self):
+        await asyncio.shield(self._done)
+        return self._details
+
+    async def debug_error_string(self):
+        await asyncio.shield(self._done)
+        return self._debug_string()
+
+    async def wait_for_connection(self):
+        if self._started is not None:
+            await asyncio.shield(self._started)
+        if self._done.done() and self._code != _OK:
+            self._raise()
+
+    def _debug_string(self):
+        return "grpc_status:%d, grpc_message:%r" % (self._code.value[0], self._details)
+
+    def _error(self):
+        return AioRpcError(self._code, Metadata.from_tuple(self._initial_metadata),
+                           Metadata.from_tuple(self._trailing_metadata), self._details, self._debug_string())
+
+    def _raise(self):
+        if self._code == _CANCELLED and self._cancelled_locally:
+            raise asyncio.CancelledError()
+        raise self._error()
+
+    # -- receiving ------------------------------------------------------------------
+
+    async def _read_raw(self):
+        while True:
+            if self._messages:
+                data, wire = self._messages.popleft()
+                proto = self._proto
+                if proto is not None and not self._done.done():
+                    proto.core.message_consumed(self._core_call, wire)
+                    proto.after_action()
+                return data
+            if self._done.done():
+                return EOF
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            except asyncio.CancelledError:
+                self.cancel()
+                raise
+
+    def _deserialize(self, raw):
+        return raw if self._deserializer is None else self._deserializer(raw)
+
+    # -- sending ----------------------------------------------------------------------
+
+    def _serialize(self, message):
+        return message if self._serializer is None else self._serializer(message)
+
+    async def _wait_started(self):
+        if self._started is not None and not self._started.done():
+            try:
+                await self._started
+            except asyncio.CancelledError:
+                self.cancel()
+                raise
+
+    async def _write(self, message):
+        await self._wait_started()
+        if self._done.done():
+            if self._code != _OK:
+                self._raise()
+            raise asyncio.InvalidStateError("the RPC has already finished")
+        proto = self._proto
+        proto.core.send_message(self._core_call, self._serialize(message))
+        proto.after_action()
+        if proto.core.write_pending(self._core_call) and not self._done.done():
+            self._write_waiter = self._loop.create_future()
+            await self._write_waiter
+        await proto.wait_writable()
+
+    async def _done_writing(self):
+        await self._wait_started()
+        if not self._done.done():
+            self._proto.core.close_send(self._core_call)
+            self._proto.after_action()
+
+    def __repr__(self):
+        if self._done.done():
+            return "<%s of RPC that terminated with:\n\tstatus = %s\n\tdetails = \"%s\"\n>" % (
+                type(self).__name__, self._code, self._details)
+        return "<%s object of in-flight RPC>" % type(self).__name__
+
+
+class _UnaryResponseMixin:
+    def __await__(self):
+        try:
+            yield from asyncio.shield(self._done).__await__()
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        if self._code != _OK:
+            self._raise()
+        if self._messages:
+            return self._deserialize(self._messages.popleft()[0])
+        # an OK status without a response message
+        self._code = StatusCode.INTERNAL
+        self._details = "No response message received for a unary call"
+        self._raise()
+
+
+class _StreamResponseMixin:
+    async def read(self):
+        raw = await self._read_raw()
+        if raw is EOF:
+            if self._code != _OK:
+                self._raise()
+            return EOF
+        return self._deserialize(raw)
+
+    def __aiter__(self):
+        return self._iterate()
+
+    async def _iterate(self):
+        while True:
+            raw = await self._read_raw()
+            if raw is EOF:
+                if self._code != _OK:
+                    self._raise()
+                return
+            yield self._deserialize(raw)
+
+
+class _RequestStreamMixin:
+    def _consume_requests(self, request_iterator):
+        if request_iterator is not None:
+            self._writer_task = self._loop.create_task(self._write_all(request_iterator))
+
+    async def _write_all(self, request_iterator):
+        try:
+            if hasattr(request_iterator, "__aiter__"):
+                async for request in request_iterator:
+                    await self._write(request)
+            else:
+                for request in request_iterator:
+                    await self._write(request)
+            await self._done_writing()
+        except (AioRpcError, asyncio.InvalidStateError, asyncio.CancelledError):
+            pass
+        except Exception as exc:  # the application's iterator failed
+            if not self._done.done():
+                self.cancel()
+                self._code = StatusCode.UNKNOWN
+                self._details = "Exception iterating requests: %r" % (exc,)
+
+    async def write(self, request):
+        if getattr(self, "_writer_task", None) is not None:
+            raise UsageError("write() cannot be used with a request iterator")
+        await self._write(request)
+
+    async def done_writing(self):
+        if getattr(self, "_writer_task", None) is not None:
+            raise UsageError("done_writing() cannot be used with a request iterator")
+        await self._done_writing()
+
+
+class UnaryUnaryCall(_UnaryResponseMixin, Call):
+    def __init__(self, request, *args):
+        Call.__init__(self, *args)
+        self._request = self._serialize(request)
+        self._begin()
+
+    def _after_start(self):
+        self._proto.core.send_unary(self._core_call, self._request)
+        self._request = None
+
+
+class UnaryStreamCall(_StreamResponseMixin, Call):
+    def __init__(self, request, *args):
+        Call.__init__(self, *args)
+        self._request = self._serialize(request)
+        self._begin()
+
+    def _after_start(self):
+        self._proto.core.send_unary(self._core_call, self._request)
+        self._request = None
+
+
+class StreamUnaryCall(_RequestStreamMixin, _UnaryResponseMixin, Call):
+    def __init__(self, request_iterator, *args):
+        Call.__init__(self, *args)
+        self._writer_task = None
+        self._begin()
+        self._consume_requests(request_iterator)
+
+
+class StreamStreamCall(_RequestStreamMixin, _StreamResponseMixin, Call):
+    def __init__(self, request_iterator, *args):
+        Call.__init__(self, *args)
+        self._writer_task = None
+        self._begin()
+        self._consume_requests(request_iterator)
+
+
+class _MultiCallable:
+    _call_class = None
+
+    def __init__(self, channel, method, request_serializer, response_deserializer):
+        self._channel = channel
+        self._method = method.encode("ascii") if isinstance(method, str) else method
+        self._serializer = request_serializer
+        self._deserializer = response_deserializer
+
+    def __call__(self, request=None, *, timeout=None, metadata=None, credentials=None,
+                 wait_for_ready=None, compression=None):
+        channel = self._channel
+        if channel._closed:
+            raise UsageError("Cannot invoke RPC: Channel closed due to client shutdown")
+        if metadata is not None and not isinstance(metadata, (tuple, list, Metadata)):
+            metadata = tuple(metadata)
+        call = self._call_class(request, channel, self._method, self._serializer, self._deserializer, timeout,
+                                metadata, credentials, wait_for_ready, compression)
+        channel._track(call)
+        return call
+
+
+class UnaryUnaryMultiCallable(_MultiCallable):
+    _call_class = UnaryUnaryCall
+
+
+class UnaryStreamMultiCallable(_MultiCallable):
+    _call_class = UnaryStreamCall
+
+
+class StreamUnaryMultiCallable(_MultiCallable):
+    _call_class = StreamUnaryCall
+
+
+class StreamStreamMultiCallable(_MultiCallable):
+    _call_class = StreamStreamCall
+
+
+def is_coroutine(fn):
+    return inspect.iscoroutinefunction(fn)

@@ -1,0 +1,170 @@
+"""One HTTP/2 connection on an asyncio transport.
+
+The protocol object is glue only: received bytes go into the sans-IO core
+(grpcpy._cext ClientConnection / ServerConnection), whatever the core wants to
+send is written, the core's earliest timer is kept armed on the loop, and the
+core's events are handed to the call objects they name. No protocol rule
+lives here.
+
+Writes are coalesced: actions taken by the application (send a message,
+finish a call) only schedule a flush for the end of the current loop
+iteration, so everything produced in one iteration leaves in one write.
+"""
+import asyncio
+import socket
+
+from grpcpy import _cext
+
+_INF = float("inf")
+
+CE_CALL_STARTED = _cext.CE_CALL_STARTED
+CE_INITIAL_METADATA = _cext.CE_INITIAL_METADATA
+CE_MESSAGE = _cext.CE_MESSAGE
+CE_HALF_CLOSED = _cext.CE_HALF_CLOSED
+CE_CALL_ENDED = _cext.CE_CALL_ENDED
+CE_WRITE_READY = _cext.CE_WRITE_READY
+CE_GOAWAY = _cext.CE_GOAWAY
+CE_CONNECTION_CLOSED = _cext.CE_CONNECTION_CLOSED
+
+
+class AioConnection(asyncio.Protocol):
+    """Drives one sans-IO core from an asyncio transport."""
+
+    def __init__(self, core, loop):
+        self.core = core
+        self.loop = loop
+        self.transport = None
+        self.peer = None
+        self.closed = False
+        self._timer = None
+        self._timer_at = _INF
+        self._flush_pending = False
+        self._write_waiters = []
+        self.lost = loop.create_future()
+
+    # -- transport callbacks -----------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        self.peer = _format_peer(transport)
+        self.core.initiate(self.loop.time())
+        self.flush()
+        self._arm_timer()
+
+    def data_received(self, data):
+        events = self.core.receive_data(data, self.loop.time())
+        if events:
+            self.dispatch(events)
+        self.flush()
+        self._arm_timer()
+        if self.core.closed and not self.closed:
+            self._close_transport()
+
+    def eof_received(self):
+        return False  # close our side too
+
+    def connection_lost(self, exc):
+        self.closed = True
+        self.transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        reason = "connection lost" if exc is None else "connection lost: %s" % (exc,)
+        events = self.core.connection_lost(reason)
+        if events:
+            self.dispatch(events)
+        self._release_write_waiters()
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def pause_writing(self):
+        self.core.write_paused = True
+
+    def resume_writing(self):
+        self.core.write_paused = False
+        self._release_write_waiters()
+
+    # -- helpers for the owners of calls --------------------------------------
+
+    def flush(self):
+        self._flush_pending = False
+        out = self.core.data_to_send()
+        if out and self.transport is not None:
+            self.transport.write(out)
+
+    def after_action(self):
+        """The application acted on the core: deliver resulting events,
+        write (at the end of this loop iteration) and re-arm timers."""
+        events = self.core.take_events()
+        if events:
+            self.dispatch(events)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self.flush)
+        self._arm_timer()
+
+    async def wait_writable(self):
+        """Wait while the transport's write buffer is above its high-water mark."""
+        if not self.core.write_paused or self.closed:
+            return
+        waiter = self.loop.create_future()
+        self._write_waiters.append(waiter)
+        await waiter
+
+    def _release_write_waiters(self):
+        waiters, self._write_waiters = self._write_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _arm_timer(self):
+        when = self.core.next_timer()
+        if when < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = when
+            self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self):
+        self._timer = None
+        self._timer_at = _INF
+        events = self.core.handle_timeout(self.loop.time())
+        if events:
+            self.dispatch(events)
+        self.flush()
+        if self.core.closed and not self.closed:
+            self._close_transport()
+        else:
+            self._arm_timer()
+
+    def _close_transport(self):
+        if self.transport is not None:
+            self.flush()
+            self.transport.close()
+
+    def close(self):
+        """Close the transport now (the core's last frames are flushed first)."""
+        self._close_transport()
+
+    def dispatch(self, events):
+        raise NotImplementedError
+
+
+def _format_peer(transport):
+    """grpcio's peer() format: ipv4:host:port, ipv6:[host]:port, unix:path."""
+    addr = transport.get_extra_info("peername")
+    sock = transport.get_extra_info("socket")
+    family = getattr(sock, "family", None)
+    if family == socket.AF_INET and addr:
+        return "ipv4:%s:%d" % (addr[0], addr[1])
+    if family == socket.AF_INET6 and addr:
+        return "ipv6:[%s]:%d" % (addr[0], addr[1])
+    if family == getattr(socket, "AF_UNIX", None):
+        return "unix:%s" % (addr or transport.get_extra_info("sockname") or "")
+    return str(addr)

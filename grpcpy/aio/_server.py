@@ -1,0 +1,565 @@
+"""grpcpy.aio.Server: the asyncio server, compatible with grpc.aio.Server.
+
+Each accepted connection is an AioConnection around a sans-IO
+ServerConnection core. A request the core has validated arrives as
+CE_CALL_STARTED; the server finds its handler and runs it as a task with a
+ServicerContext that reads requests from the call's queue and writes
+responses through the core. Everything about the wire (headers, status,
+limits, deadlines, compression) is decided by the core.
+"""
+import asyncio
+import collections
+import inspect
+import logging
+import socket
+
+from grpcpy import _cext, _types
+from grpcpy._options import ServerOptions, bind_sockets
+from grpcpy.aio._base import EOF, AbortError, Metadata, UsageError
+from grpcpy.aio._conn import (CE_CALL_ENDED, CE_CALL_STARTED, CE_HALF_CLOSED, CE_MESSAGE,
+                              CE_WRITE_READY, AioConnection)
+
+_LOGGER = logging.getLogger("grpcpy.aio.server")
+_ServerCall = _cext.ServerCall
+Metadatum = _types.Metadatum
+
+
+class _ServerProtocol(AioConnection):
+    def __init__(self, server):
+        opts = server._options
+        core = _cext.ServerConnection(opts.h2_config(), opts.max_receive_message_length,
+                                      opts.max_send_message_length, opts.compression)
+        super().__init__(core, server._loop)
+        self.server = server
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self.server._connections.add(self)
+
+    def connection_lost(self, exc):
+        super().connection_lost(exc)
+        self.server._connections.discard(self)
+
+    def dispatch(self, events):
+        for ev in events:
+            kind = ev.kind
+            target = ev.call
+            if type(target) is _ServerCall:
+                if kind == CE_CALL_STARTED:
+                    self.server._call_started(self, target)
+                    continue
+                target = target.user
+                if target is None:
+                    continue
+            if kind == CE_MESSAGE:
+                target._on_message(ev.data, ev.value)
+            elif kind == CE_HALF_CLOSED:
+                target._on_half_close()
+            elif kind == CE_CALL_ENDED:
+                target._on_end(ev.code, ev.details)
+            elif kind == CE_WRITE_READY:
+                target._on_write_ready()
+
+
+class ServicerContext:
+    """The handler's view of its call (grpc.aio.ServicerContext)."""
+
+    def __init__(self, protocol, call, method_handler):
+        self._proto = protocol
+        self._core = protocol.core
+        self._call = call
+        self._loop = protocol.loop
+        self._handler = method_handler
+        self._messages = collections.deque()
+        self._waiter = None
+        self._half_closed = call.half_closed
+        self._finished = False        # status sent or call ended
+        self._cancelled = False
+        self._code = None
+        self._details = None
+        self._trailing = None
+        self._callbacks = []
+        self._task = None
+        self._metadata = None
+        self._write_waiter = None
+
+    # -- events from the connection -------------------------------------------
+
+    def _wake(self):
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _on_message(self, data, wire):
+        self._messages.append((data, wire))
+        self._wake()
+
+    def _on_half_close(self):
+        self._half_closed = True
+        self._wake()
+
+    def _on_end(self, code, details):
+        """The core ended the call without us: client cancel, deadline,
+        connection lost, or a protocol failure."""
+        if self._finished:
+            return
+        self._finished = True
+        self._cancelled = code == _cext.SC_CANCELLED
+        self._code = _types.status_from_number(code)
+        self._details = details
+        self._wake()
+        self._on_write_ready()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._run_callbacks()
+
+    def _on_write_ready(self):
+        waiter = self._write_waiter
+        if waiter is not None:
+            self._write_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _run_callbacks(self):
+        callbacks, self._callbacks = self._callbacks, []
+        for cb in callbacks:
+            try:
+                cb(self)
+            except Exception:  # a callback must not break the server
+                _LOGGER.exception("done callback raised")
+
+    # -- reading ---------------------------------------------------------------
+
+    async def _read_raw(self):
+        while True:
+            if self._messages:
+                data, wire = self._messages.popleft()
+                self._core.message_consumed(self._call, wire)
+                self._proto.after_action()
+                return data
+            if self._half_closed or self._finished:
+                return EOF
+            self._waiter = self._loop.create_future()
+            await self._waiter
+
+    async def read(self):
+        """The next request message, or EOF (streaming requests only)."""
+        if not self._handler.request_streaming:
+            raise UsageError("read() is only for request-streaming RPCs")
+        raw = await self._read_raw()
+        if raw is EOF:
+            return EOF
+        return _deserialize(self._handler.request_deserializer, raw)
+
+    async def _request_iterator(self):
+        deserializer = self._handler.request_deserializer
+        while True:
+            raw = await self._read_raw()
+            if raw is EOF:
+                return
+            yield _deserialize(deserializer, raw)
+
+    # -- writing ---------------------------------------------------------------
+
+    async def write(self, message):
+        """Send one response message (streaming responses only)."""
+        if not self._handler.response_streaming:
+            raise UsageError("write() is only for response-streaming RPCs")
+        await self._write(message)
+
+    async def _write(self, message):
+        if self._finished:
+            raise asyncio.InvalidStateError("the RPC has already finished")
+        self._core.send_message(self._call, _serialize(self._handler.response_serializer, message))
+        self._proto.after_action()
+        if self._core.write_pending(self._call) and not self._finished:
+            # flow control: wait until the peer has taken what we queued
+            self._write_waiter = self._loop.create_future()
+            await self._write_waiter
+        await self._proto.wait_writable()
+
+    async def send_initial_metadata(self, initial_metadata):
+        if self._call.headers_sent:
+            raise UsageError("initial metadata was already sent")
+        self._core.send_initial_metadata(self._call, tuple(initial_metadata))
+        self._proto.after_action()
+
+    def set_trailing_metadata(self, trailing_metadata):
+        self._trailing = tuple(trailing_metadata)
+
+    def trailing_metadata(self):
+        return self._trailing
+
+    # -- status ------------------------------------------------------------------
+
+    async def abort(self, code, details="", trailing_metadata=()):
+        if code == _types.StatusCode.OK:
+            _LOGGER.error("abort() called with StatusCode.OK; returning UNKNOWN")
+            code = _types.StatusCode.UNKNOWN
+        self._code = code
+        self._details = details
+        if trailing_metadata:
+            self._trailing = tuple(trailing_metadata)
+        raise AbortError()
+
+    async def abort_with_status(self, status):
+        await self.abort(status.code, status.details, getattr(status, "trailing_metadata", ()))
+
+    def set_code(self, code):
+        self._code = code
+
+    def set_details(self, details):
+        self._details = details
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+    def _finish(self, code, details):
+        if self._finished:
+            return
+        self._finished = True
+        self._core.send_status(self._call, _types.status_number(code), details or "", self._trailing)
+        self._proto.after_action()
+        self._run_callbacks()
+
+    # -- information -------------------------------------------------------------
+
+    def invocation_metadata(self):
+        if self._metadata is None:
+            self._metadata = tuple(Metadatum(k, v) for k, v in self._call.metadata)
+        return self._metadata
+
+    def peer(self):
+        return self._proto.peer
+
+    def peer_identities(self):
+        return None
+
+    def peer_identity_key(self):
+        return None
+
+    def auth_context(self):
+        return {}
+
+    def time_remaining(self):
+        deadline = self._call.deadline
+        if deadline == float("inf"):
+            return None
+        return max(0.0, deadline - self._loop.time())
+
+    def cancelled(self):
+        return self._cancelled
+
+    def done(self):
+        return self._finished
+
+    def add_done_callback(self, callback):
+        if self._finished:
+            callback(self)
+        else:
+            self._callbacks.append(callback)
+
+    def set_compression(self, compression):
+        self._core.set_compression(self._call, _types.compression_name(compression))
+
+    def disable_next_message_compression(self):
+        self._call.compress_next = False
+
+    # grpc.ServicerContext (sync) names some handlers also use
+    def is_active(self):
+        return not self._finished
+
+    def add_callback(self, callback):
+        self.add_done_callback(lambda _ctx: callback())
+        return True
+
+    def cancel(self):
+        if not self._finished:
+            self._core.cancel_call(self._call)
+            self._proto.after_action()
+            self._on_end(_cext.SC_CANCELLED, "cancelled by the server")
+
+
+def _deserialize(deserializer, raw):
+    return raw if deserializer is None else deserializer(raw)
+
+
+def _serialize(serializer, message):
+    if serializer is None:
+        return b"" if message is None else message
+    return serializer(message)
+
+
+class Server:
+    """grpc.aio.Server."""
+
+    def __init__(self, thread_pool=None, generic_handlers=None, interceptors=None, options=None,
+                 maximum_concurrent_rpcs=None, compression=None):
+        self._options = ServerOptions(options, compression)
+        self._thread_pool = thread_pool
+        self._handlers = list(generic_handlers or ())
+        self._registered = {}
+        self._interceptors = list(interceptors or ())
+        self._max_rpcs = maximum_concurrent_rpcs
+        self._active = set()
+        self._connections = set()
+        self._sockets = []
+        self._listeners = []
+        self._loop = None
+        self._state = "new"
+        self._stopped = None
+
+    # -- configuration ---------------------------------------------------------
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers):
+        for handler in generic_rpc_handlers:
+            table = getattr(handler, "method_handlers", None)
+            if callable(table) and not self._interceptors:
+                self._registered.update(table())
+            else:
+                self._handlers.append(handler)
+
+    def add_registered_method_handlers(self, service_name, method_handlers):
+        for method, handler in method_handlers.items():
+            self._registered[_types.fully_qualified_method(service_name, method)] = handler
+
+    def add_insecure_port(self, address):
+        if self._state != "new":
+            raise UsageError("ports must be added before the server starts")
+        port, socks = bind_sockets(address, self._options)
+        self._sockets.extend(socks)
+        return port
+
+    def add_secure_port(self, address, server_credentials):
+        raise NotImplementedError("TLS ports are not available in this version of grpcpy")
+
+    # -- life cycle --------------------------------------------------------------
+
+    async def start(self):
+        if self._state != "new":
+            raise UsageError("the server was already started")
+        self._loop = asyncio.get_running_loop()
+        self._stopped = self._loop.create_future()
+        self._state = "started"
+        factory = lambda: _ServerProtocol(self)  # noqa: E731
+        for sock in self._sockets:
+            if sock.family == getattr(socket, "AF_UNIX", None):
+                listener = await self._loop.create_unix_server(factory, sock=sock)
+            else:
+                listener = await self._loop.create_server(factory, sock=sock)
+            self._listeners.append(listener)
+        self._sockets = []
+
+    async def stop(self, grace):
+        """Stop accepting; let calls in flight finish within `grace` seconds
+        (None: cancel them now); then close every connection."""
+        if self._state == "new":
+            self._state = "stopped"
+            for sock in self._sockets:
+                sock.close()
+            return
+        if self._state != "started":
+            await asyncio.shield(self._stopped)
+            return
+        self._state = "stopping"
+        for listener in self._listeners:
+            listener.close()
+        for conn in list(self._connections):
+            conn.core.start_graceful_shutdown()
+            conn.after_action()
+        if grace and self._active:
+            pending = [ctx._task for ctx in self._active if ctx._task is not None]
+            if pending:
+                await asyncio.wait(pending, timeout=grace)
+        for ctx in list(self._active):
+            ctx.cancel()
+        for conn in list(self._connections):
+            conn.close()
+        for listener in self._listeners:
+            try:
+                await listener.wait_closed()
+            except Exception:
+                pass
+        self._state = "stopped"
+        if not self._stopped.done():
+            self._stopped.set_result(None)
+
+    async def wait_for_termination(self, timeout=None):
+        if self._stopped is None:
+            raise UsageError("the server was not started")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._stopped), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def __del__(self):
+        for sock in getattr(self, "_sockets", ()):
+            sock.close()
+
+    # -- calls ---------------------------------------------------------------------
+
+    def _call_started(self, proto, call):
+        core = proto.core
+        if self._state != "started":
+            core.send_status(call, _cext.SC_UNAVAILABLE, "server is shutting down")
+            proto.after_action()
+            return
+        if self._max_rpcs is not None and len(self._active) >= self._max_rpcs:
+            core.send_status(call, _cext.SC_RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
+            proto.after_action()
+            return
+        handler = self._registered.get(call.method)
+        if handler is None and not self._interceptors:
+            handler = self._lookup(call)
+            if handler is None:
+                core.send_status(call, _cext.SC_UNIMPLEMENTED, "Method not found!")
+                proto.after_action()
+                return
+        ctx = ServicerContext(proto, call, handler)
+        core.accept_call(call, ctx)
+        self._active.add(ctx)
+        ctx._task = self._loop.create_task(self._run(ctx, handler))
+
+    def _lookup(self, call):
+        details = _types.handler_call_details(call.method, tuple(Metadatum(k, v) for k, v in call.metadata))
+        for generic in self._handlers:
+            handler = generic.service(details)
+            if handler is not None:
+                return handler
+        return None
+
+    async def _intercepted_handler(self, ctx):
+        details = _types.handler_call_details(ctx._call.method, ctx.invocation_metadata())
+
+        async def terminal(handler_call_details):
+            handler = self._registered.get(handler_call_details.method)
+            if handler is None:
+                for generic in self._handlers:
+                    handler = generic.service(handler_call_details)
+                    if handler is not None:
+                        break
+            return handler
+
+        continuation = terminal
+        for interceptor in reversed(self._interceptors):
+            continuation = _bind_interceptor(interceptor, continuation)
+        return await continuation(details)
+
+    async def _run(self, ctx, handler):
+        try:
+            if handler is None:
+                handler = await self._intercepted_handler(ctx)
+                if handler is None:
+                    ctx._finish(_types.StatusCode.UNIMPLEMENTED, "Method not found!")
+                    return
+                ctx._handler = handler
+            await self._invoke(ctx, handler)
+        except AbortError:
+            ctx._finish(ctx._code or _types.StatusCode.UNKNOWN, ctx._details)
+        except asyncio.CancelledError:
+            if not ctx._finished:
+                ctx._core.cancel_call(ctx._call)
+                ctx._proto.after_action()
+                ctx._finished = True
+                ctx._run_callbacks()
+        except Exception as exc:
+            if not ctx._finished:
+                _LOGGER.exception("Exception calling application handler for %s", ctx._call.method)
+                if ctx._code is not None and _types.status_number(ctx._code) != 0:
+                    # the handler chose a status before raising: it stands
+                    ctx._finish(ctx._code, ctx._details)
+                else:
+                    ctx._finish(_types.StatusCode.UNKNOWN, "Unexpected %s: %s" % (type(exc), exc))
+        finally:
+            self._active.discard(ctx)
+
+    async def _invoke(self, ctx, handler):
+        if handler.request_streaming:
+            request = ctx._request_iterator()
+        else:
+            raw = await ctx._read_raw()
+            if raw is EOF:
+                if not ctx._finished:
+                    ctx._finish(_types.StatusCode.INTERNAL, "Expected one request message, got none")
+                return
+            request = _deserialize(handler.request_deserializer, raw)
+        if not handler.response_streaming:
+            behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
+            response = await self._call_behavior(behavior, request, ctx)
+            if ctx._finished:
+                return
+            code = ctx._code if ctx._code is not None else _types.StatusCode.OK
+            if code == _types.StatusCode.OK or _types.status_number(code) == 0:
+                ctx._core.send_message(ctx._call, _serialize(handler.response_serializer, response))
+            ctx._finish(code, ctx._details)
+            return
+        behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
+        if inspect.isasyncgenfunction(behavior):
+            async for response in behavior(request, ctx):
+                await ctx._write(response)
+        elif inspect.iscoroutinefunction(behavior):
+            result = await behavior(request, ctx)
+            if result is not None:
+                raise TypeError("a streaming handler coroutine must write() and return None")
+        else:
+            if handler.request_streaming:
+                request = _SyncRequestIterator(ctx, self._loop)
+                iterator = await self._loop.run_in_executor(self._thread_pool, behavior, request, ctx)
+            else:
+                iterator = behavior(request, ctx)
+            if iterator is not None:
+                if hasattr(iterator, "__aiter__"):
+                    async for response in iterator:
+                        await ctx._write(response)
+                else:
+                    for response in iterator:
+                        await ctx._write(response)
+        if not ctx._finished:
+            ctx._finish(ctx._code if ctx._code is not None else _types.StatusCode.OK, ctx._details)
+
+    async def _call_behavior(self, behavior, request, ctx):
+        if inspect.iscoroutinefunction(behavior):
+            return await behavior(request, ctx)
+        if isinstance(request, collections.abc.AsyncIterator):
+            request = _SyncRequestIterator(ctx, self._loop)
+        result = await self._loop.run_in_executor(self._thread_pool, behavior, request, ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+def _bind_interceptor(interceptor, continuation):
+    async def call(details):
+        return await interceptor.intercept_service(continuation, details)
+    return call
+
+
+class _SyncRequestIterator:
+    """A blocking iterator over a call's requests, for sync handlers running
+    in the migration thread pool."""
+
+    def __init__(self, ctx, loop):
+        self._ctx = ctx
+        self._loop = loop
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        future = asyncio.run_coroutine_threadsafe(self._ctx._read_raw(), self._loop)
+        raw = future.result()
+        if raw is EOF:
+            raise StopIteration
+        return _deserialize(self._ctx._handler.request_deserializer, raw)
+
+
+def server(migration_thread_pool=None, handlers=None, interceptors=None, options=None,
+           maximum_concurrent_rpcs=None, compression=None):
+    """A grpcpy.aio server (grpc.aio.server)."""
+    return Server(migration_thread_pool, handlers, interceptors, options, maximum_concurrent_rpcs, compression)
