@@ -23,7 +23,33 @@ facades drive a :class:`ChannelPlane` like this::
 A ``sub_id`` names one connection attempt and, when it succeeds, the
 connection it produced: every 'connect' action carries a fresh id, so a late
 answer about an attempt the plane has already given up on is recognised and
-ignored (a late success is answered with a 'close').
+ignored (a late success is answered with a 'close', even after shutdown).
+
+Choices where the specs leave room:
+
+- Losing a READY connection (close, error or GOAWAY: the facade reports
+  ``connection_lost``) takes the subchannel and, under pick_first, the channel
+  to IDLE; the plane reconnects on the next ``request_connection``, which
+  every new call makes.  Calls never wait in READY (``pick`` succeeds), so at
+  the moment of loss there is nothing queued that would justify reconnecting
+  unasked; this is grpcio's and gRPC's documented pick_first behaviour.  The
+  plane sends no 'close' for a lost connection: after a GOAWAY the facade lets
+  the calls on it finish and closes it itself.
+- pick_first reports TRANSIENT_FAILURE once every address has failed since
+  the last success and stays there while it keeps retrying (sticky
+  TRANSIENT_FAILURE, gRFC A62, as grpcio does), so calls without
+  wait_for_ready fail fast instead of waiting through each retry.
+- Backoff is per subchannel (address), as in grpcio: a failed subchannel sits
+  in TRANSIENT_FAILURE until its backoff ends, then goes IDLE; pick_first
+  always connects the first IDLE address in order, one at a time.
+- dns targets naming an IP literal, passthrough targets and ipv4/ipv6/unix
+  targets need no 'resolve' action.  A passthrough target gives one 'inet'
+  (or 'inet6') address whose ``host`` may be a name the facade's connect
+  resolves.
+- Re-resolution (dns only) is asked for when pick_first loses its connection
+  or all addresses fail, no sooner than grpc.dns_min_time_between_resolutions_ms
+  (30 s) after the previous lookup; failed lookups retry with backoff.  A
+  failed or empty re-resolution keeps the addresses already in use.
 
 Specs followed: gRPC naming (doc/naming.md), connection backoff
 (doc/connection-backoff.md), connectivity semantics
@@ -743,8 +769,7 @@ class ChannelPlane:
     def connect_succeeded(self, now, sub_id):
         sub = self._by_id.get(sub_id)
         if self._shutdown or sub is None or sub.state != CONNECTING:
-            if not self._shutdown:
-                self._actions.append(("close", sub_id))  # an attempt we gave up on
+            self._actions.append(("close", sub_id))  # an attempt we gave up on
             return
         sub.state = READY
         sub.deadline = _INF

@@ -447,7 +447,11 @@ def test_shutdown():
     assert p.state == SHUTDOWN
     assert p.take_actions() == [("close", s1)]
     assert p.pick() is None and p.next_timer() == math.inf
-    p.connect_succeeded(1.0, s1)
+    p.connect_succeeded(1.0, s1)               # a late success is closed at once
+    assert p.take_actions() == [("close", s1)]
+    p.connect_failed(1.0, s1, "x")
+    p.connection_lost(1.0, s1)
+    p.resolved(1.0, [A2])
     p.request_connection(1.0)
     p.timer(100.0)
     p.shutdown()
@@ -493,3 +497,27 @@ def test_round_robin_rotates_over_ready_subchannels():
     p.connection_lost(1.0, s1)                 # reconnected at once, channel stays READY
     assert connects(p.take_actions())[0][2] == A1
     assert p.state == READY and {p.pick() for _ in range(3)} == {s2}
+
+
+def test_connection_closed_while_connecting_counts_as_failure():
+    p = plane_for("ipv4:10.0.0.1:50051")
+    p.request_connection(0.0)
+    s = only_connect(p)[1]
+    p.connection_lost(0.1, s)
+    assert p.state == TRANSIENT_FAILURE
+    assert p.last_error.endswith("ipv4:10.0.0.1:50051: connection closed while connecting")
+    assert p.next_timer() == 1.0
+
+
+def test_round_robin_sticky_failure_and_target_string():
+    p = ChannelPlane("ipv4:10.0.0.1:50051,10.0.0.2:50051", [("grpc.lb_policy_name", "round_robin")],
+                     random=NO_JITTER)
+    p.request_connection(0.0)
+    (_, s1, _, _), (_, s2, _, _) = p.take_actions()
+    p.connect_failed(0.1, s1, "refused")
+    assert p.state == CONNECTING
+    p.connect_failed(0.2, s2, "refused")
+    assert p.state == TRANSIENT_FAILURE and p.last_error.endswith("refused")
+    p.timer(1.0)
+    assert [a[2] for a in connects(p.take_actions())] == [A1, A2]
+    assert p.state == TRANSIENT_FAILURE
