@@ -1124,6 +1124,10 @@ cdef class ServerConnection(GrpcConnection):
         cdef ServerCall call = <ServerCall>s.call
         if call is None:
             return 0
+        if remote and call.deadline <= self._now:
+            # the client gave up because the deadline passed: say so
+            self._end(call, SC_DEADLINE_EXCEEDED, "Deadline Exceeded", None)
+            return 0
         self._end(call, SC_CANCELLED if remote else SC_INTERNAL,
                   "cancelled by the client" if remote else "stream reset (HTTP/2 error code %d)" % code, None)
         return 0

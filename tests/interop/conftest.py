@@ -44,3 +44,11 @@ def protos(tmp_path_factory):
 @pytest.fixture(params=PAIRS, ids=PAIR_IDS)
 def pair(request):
     return request.param
+
+
+@pytest.fixture(params=["uvloop", "asyncio"], autouse=True)
+def loop_kind(request):
+    """Every asyncio interop test runs on uvloop and on asyncio's own loop."""
+    from . import service
+    service.LOOP_KIND["value"] = request.param
+    return request.param

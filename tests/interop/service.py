@@ -152,5 +152,17 @@ def _compression(mod, name):
     return {"gzip": mod.Compression.Gzip, "deflate": mod.Compression.Deflate}[name]
 
 
+LOOP_KIND = {"value": "uvloop"}
+
+
+def _loop_factory(kind):
+    if kind == "uvloop":
+        import uvloop
+        return uvloop.new_event_loop
+    return asyncio.SelectorEventLoop
+
+
 def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
+    """Run a scenario on the loop kind the current test asked for."""
+    with asyncio.Runner(loop_factory=_loop_factory(LOOP_KIND["value"])) as runner:
+        return runner.run(asyncio.wait_for(coro, 60))

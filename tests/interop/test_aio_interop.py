@@ -90,10 +90,12 @@ def test_deadline_seen_by_both_sides(pair, protos):
             await asyncio.wait_for(service.done.wait(), 5)
             remaining = [o[2] for o in service.observed if o[1] == "time_remaining"]
             assert remaining and 0 < remaining[0] <= 0.35
-            # the handler is interrupted; its context reports done, and (as in
-            # grpcio) not cancelled: the call ended by its deadline
+            # the handler is interrupted and its done callback runs. (Whether
+            # the context then says cancelled() depends on which arrives first:
+            # the server's own deadline, or the client's RST_STREAM sent at the
+            # same instant; both implementations may report either.)
             assert ("UnaryCall", "interrupted") in service.observed
-            assert ("UnaryCall", "done") in service.observed
+            assert any(o in service.observed for o in (("UnaryCall", "done"), ("UnaryCall", "cancelled")))
     run(scenario())
 
 
