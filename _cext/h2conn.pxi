@@ -969,23 +969,33 @@ cdef class H2Connection:
             self._send_queue.append(s)
 
     cdef int _flush_data(self) except -1:
-        """Write queued DATA round-robin: one frame per stream per pass, while
-        the connection window lasts."""
+        """Write queued DATA round-robin: one frame per stream per turn, while
+        the windows last. The turn carries over between calls (_send_head):
+        when the connection window opens a little at a time, each opening
+        goes to the next stream in line instead of always to the first one
+        queued, which would starve the others."""
         cdef list queue = self._send_queue
         cdef H2Stream s
-        cdef Py_ssize_t i, n
-        cdef bint progress = True
-        while queue and progress and not self.closed:
-            progress = False
+        cdef Py_ssize_t i = self._send_head, n, stalled = 0
+        cdef bint moved
+        # stalled: streams visited in a row that stay queued and moved
+        # nothing; n is re-read every turn: streams queued meanwhile join the round.
+        while not self.closed:
             n = len(queue)
-            i = 0
-            while i < n:
-                s = <H2Stream>queue[i]
-                if self._send_one_frame(s):
-                    progress = True
+            if n == 0 or stalled >= n:
+                break          # empty, or a whole round moved nothing
+            if i >= n:
+                i = 0
+            s = <H2Stream>queue[i]
+            moved = self._send_one_frame(s)
+            if s._queued:
+                stalled = 0 if moved else stalled + 1
                 i += 1
-            # keep the streams that still have something to send and a window
-            self._send_queue = queue = [s for s in queue if (<H2Stream>s)._queued]
+            else:
+                del queue[i]   # done, or waiting for its own window
+                if moved:
+                    stalled = 0
+        self._send_head = i
         return 0
 
     cdef bint _send_one_frame(self, H2Stream s) except -1:
