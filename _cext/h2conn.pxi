@@ -434,13 +434,25 @@ cdef class H2Connection:
 
     # -- stream lookup helpers -------------------------------------------
 
+    cdef inline object _active(self, uint32_t sid):
+        """The stream the peer can know about: None if unknown, or allocated
+        locally by open_stream() without any HEADERS sent yet (idle on the
+        wire, §5.1)."""
+        cdef object obj = self.streams.get(sid)
+        if obj is not None and (<H2Stream>obj).state == ST_IDLE:
+            return None
+        return obj
+
     cdef inline bint _peer_initiated(self, uint32_t sid):
         # clients open odd streams, servers even ones
         return (sid & 1) == (1 if self.role == ROLE_SERVER else 0)
 
     cdef bint _is_idle(self, uint32_t sid):
-        if sid in self.streams:
-            return False
+        cdef object obj = self.streams.get(sid)
+        if obj is not None:
+            # allocated by open_stream() but no HEADERS sent yet: still idle
+            # as far as the peer is concerned
+            return (<H2Stream>obj).state == ST_IDLE
         if self._peer_initiated(sid):
             return sid > self.last_peer_stream_id
         return sid >= self.next_stream_id
@@ -486,7 +498,7 @@ cdef class H2Connection:
         if self.config.bdp_probing and not self._bdp_in_flight and flen * 16 >= self.local_initial_window_size:
             self._start_bdp_probe(now)
         self._return_conn_credit()
-        obj = self.streams.get(sid)
+        obj = self._active(sid)
         if obj is None:
             return self._frame_on_closed(f)
         s = <H2Stream>obj
@@ -578,7 +590,7 @@ cdef class H2Connection:
             too_large = True
         except HPACKError as exc:
             raise _ConnectionError(ERR_COMPRESSION_ERROR, str(exc))
-        obj = self.streams.get(sid)
+        obj = self._active(sid)
         if obj is None:
             if not self._is_idle(sid):
                 return self._frame_on_closed(f)
@@ -676,7 +688,7 @@ cdef class H2Connection:
     cdef int _recv_rst_stream(self, Frame f, double now) except -1:
         cdef uint32_t sid = f.stream_id
         cdef H2Stream s
-        cdef object obj = self.streams.get(sid)
+        cdef object obj = self._active(sid)
         if obj is None:
             if self._is_idle(sid):
                 raise _ConnectionError(ERR_PROTOCOL_ERROR, "RST_STREAM on idle stream %d" % sid)
@@ -708,7 +720,7 @@ cdef class H2Connection:
                 raise _ConnectionError(ERR_FLOW_CONTROL_ERROR, "connection send window overflow")
             self._flush_data()
             return 0
-        obj = self.streams.get(sid)
+        obj = self._active(sid)
         if obj is None:
             if self._is_idle(sid):
                 raise _ConnectionError(ERR_PROTOCOL_ERROR, "WINDOW_UPDATE on idle stream %d" % sid)
