@@ -128,6 +128,12 @@ def ended_both_ways(h):
     return sid
 
 
+def allocated(h):
+    """A stream the client core allocated with open_stream() but has sent
+    nothing on: the peer cannot know it, it is idle on the wire."""
+    return h.core.open_stream().stream_id
+
+
 def headers_without_end(h, sid):
     block = h.peer.block(REQUEST if h.role == "server" else RESPONSE)
     return raw(HEADERS, 0, sid, block)
@@ -195,6 +201,14 @@ CASES = [
          lambda h: [h.peer.window_update(idle_peer_sid(h), 100)], Conn(PROTOCOL_ERROR)),
     case("priority-idle", "PRIORITY on an idle stream is allowed (§5.1, §6.3)",
          lambda h: [h.peer.priority(idle_peer_sid(h), 0)], Ignored()),
+    case("data-allocated-not-opened", "DATA on a stream open_stream() allocated but never sent (§5.1, idle)",
+         lambda h: [h.peer.data(allocated(h), b"x")], Conn(PROTOCOL_ERROR), roles=("client",)),
+    case("headers-allocated-not-opened", "HEADERS on a stream allocated but never sent (§5.1, idle)",
+         lambda h: [h.peer.headers(allocated(h), RESPONSE)], Conn(PROTOCOL_ERROR), roles=("client",)),
+    case("rst-allocated-not-opened", "RST_STREAM on a stream allocated but never sent (§6.4)",
+         lambda h: [h.peer.rst(allocated(h))], Conn(PROTOCOL_ERROR), roles=("client",)),
+    case("window-update-allocated-not-opened", "WINDOW_UPDATE on a stream allocated but never sent (§5.1)",
+         lambda h: [h.peer.window_update(allocated(h), 5)], Conn(PROTOCOL_ERROR), roles=("client",)),
     # §5.1.1 stream identifiers
     case("headers-even-from-client", "HEADERS opening an even stream from a client (§5.1.1)",
          lambda h: [h.peer.headers(2)], Conn(PROTOCOL_ERROR), roles=("server",)),
