@@ -73,6 +73,9 @@ class AnyOf:
         assert picked, "outcome %r is none of %r" % (describe(h.frames), self.options)
         picked[0].check(h)
 
+    def __repr__(self):
+        return "AnyOf(%s)" % ", ".join(map(repr, self.options))
+
 
 Case = collections.namedtuple("Case", "id desc roles send expect config handshake")
 
