@@ -434,13 +434,25 @@ cdef class H2Connection:
 
     # -- stream lookup helpers -------------------------------------------
 
+    cdef inline object _active(self, uint32_t sid):
+        """The stream the peer can know about: None if unknown, or allocated
+        locally by open_stream() without any HEADERS sent yet (idle on the
+        wire, §5.1)."""
+        cdef object obj = self.streams.get(sid)
+        if obj is not None and (<H2Stream>obj).state == ST_IDLE:
+            return None
+        return obj
+
     cdef inline bint _peer_initiated(self, uint32_t sid):
         # clients open odd streams, servers even ones
         return (sid & 1) == (1 if self.role == ROLE_SERVER else 0)
 
     cdef bint _is_idle(self, uint32_t sid):
-        if sid in self.streams:
-            return False
+        cdef object obj = self.streams.get(sid)
+        if obj is not None:
+            # allocated by open_stream() but no HEADERS sent yet: still idle
+            # as far as the peer is concerned
+            return (<H2Stream>obj).state == ST_IDLE
         if self._peer_initiated(sid):
             return sid > self.last_peer_stream_id
         return sid >= self.next_stream_id
@@ -457,6 +469,15 @@ cdef class H2Connection:
             raise _ConnectionError(ERR_STREAM_CLOSED, "frame on stream %d after END_STREAM" % sid)
         if self._is_idle(sid):
             raise _ConnectionError(ERR_PROTOCOL_ERROR, "frame type %d on idle stream %d" % (f.type, sid))
+        if f.type == FT_HEADERS and self._peer_initiated(sid):
+            # A HEADERS for a peer stream below the highest one it opened,
+            # and not one we remember closing: either the peer went back to
+            # an id it skipped (§5.1.1: "an unexpected stream identifier" is
+            # a connection PROTOCOL_ERROR) or one closed so long ago that we
+            # no longer ignore frames for it (§5.1 closed allows treating it
+            # as an error).
+            raise _ConnectionError(ERR_PROTOCOL_ERROR, "HEADERS on stream %d, below the last opened %d"
+                                   % (sid, self.last_peer_stream_id))
         return self._stream_error(sid, ERR_STREAM_CLOSED)
 
     # -- DATA ------------------------------------------------------------
@@ -477,7 +498,7 @@ cdef class H2Connection:
         if self.config.bdp_probing and not self._bdp_in_flight and flen * 16 >= self.local_initial_window_size:
             self._start_bdp_probe(now)
         self._return_conn_credit()
-        obj = self.streams.get(sid)
+        obj = self._active(sid)
         if obj is None:
             return self._frame_on_closed(f)
         s = <H2Stream>obj
@@ -569,15 +590,24 @@ cdef class H2Connection:
             too_large = True
         except HPACKError as exc:
             raise _ConnectionError(ERR_COMPRESSION_ERROR, str(exc))
-        if f.error is not None:
-            return self._stream_error(sid, f.error.error_code)
-        obj = self.streams.get(sid)
+        obj = self._active(sid)
         if obj is None:
             if not self._is_idle(sid):
                 return self._frame_on_closed(f)
             if not self._peer_initiated(sid):
                 raise _ConnectionError(ERR_PROTOCOL_ERROR, "HEADERS opening stream %d with the wrong parity" % sid)
+            if self.role == ROLE_CLIENT:
+                # A server initiates streams only by PUSH_PROMISE (§8.4),
+                # which we disable: there is no stream it may open.
+                raise _ConnectionError(ERR_PROTOCOL_ERROR, "HEADERS opening server stream %d" % sid)
+            if f.error is not None:
+                # The stream is opened and at once reset by us: its id is
+                # used up, so frames that follow on it are late, not new.
+                self.last_peer_stream_id = sid
+                return self._stream_error(sid, f.error.error_code)
             return self._open_remote_stream(f, headers, too_large, end_stream, now)
+        if f.error is not None:
+            return self._stream_error(sid, f.error.error_code)
         s = <H2Stream>obj
         if s.state != ST_OPEN and s.state != ST_HALF_CLOSED_LOCAL:
             return self._stream_error(sid, ERR_STREAM_CLOSED)
@@ -643,17 +673,22 @@ cdef class H2Connection:
         s._out = []
         s.pending_bytes = 0
         s._out_trailers = None
+        self._remember_closed(sid, how)
+        self._on_stream_closed(s)
+
+    cdef inline void _remember_closed(self, uint32_t sid, int how):
+        """Remember how a stream closed, keeping only the newest
+        CLOSED_MEMORY entries (a peer must not be able to grow this)."""
         self._closed[sid] = how
         if len(self._closed) > CLOSED_MEMORY:
             del self._closed[next(iter(self._closed))]
-        self._on_stream_closed(s)
 
     # -- RST_STREAM, WINDOW_UPDATE -----------------------------------------
 
     cdef int _recv_rst_stream(self, Frame f, double now) except -1:
         cdef uint32_t sid = f.stream_id
         cdef H2Stream s
-        cdef object obj = self.streams.get(sid)
+        cdef object obj = self._active(sid)
         if obj is None:
             if self._is_idle(sid):
                 raise _ConnectionError(ERR_PROTOCOL_ERROR, "RST_STREAM on idle stream %d" % sid)
@@ -685,7 +720,7 @@ cdef class H2Connection:
                 raise _ConnectionError(ERR_FLOW_CONTROL_ERROR, "connection send window overflow")
             self._flush_data()
             return 0
-        obj = self.streams.get(sid)
+        obj = self._active(sid)
         if obj is None:
             if self._is_idle(sid):
                 raise _ConnectionError(ERR_PROTOCOL_ERROR, "WINDOW_UPDATE on idle stream %d" % sid)
@@ -727,6 +762,10 @@ cdef class H2Connection:
         if ident == SETTINGS_HEADER_TABLE_SIZE:
             self._encoder.header_table_size = value
         elif ident == SETTINGS_ENABLE_PUSH:
+            # §6.5.2: a server MUST NOT set it to 1; a client MUST treat a 1
+            # as a connection error (the parser already refused values > 1).
+            if value != 0 and self.role == ROLE_CLIENT:
+                raise _ConnectionError(ERR_PROTOCOL_ERROR, "the server sent SETTINGS_ENABLE_PUSH=1")
             self.peer_enable_push = value == 1
         elif ident == SETTINGS_MAX_CONCURRENT_STREAMS:
             self.peer_max_concurrent_streams = value
@@ -820,7 +859,7 @@ cdef class H2Connection:
             self._forget(s, CL_RESET_SENT)
             self._on_stream_reset(s, code, False, False)
         else:
-            self._closed[sid] = CL_RESET_SENT
+            self._remember_closed(sid, CL_RESET_SENT)
         return 0
 
     cdef void _terminate(self, uint32_t code, str message, double now):
@@ -858,6 +897,15 @@ cdef class H2Connection:
         s = self._new_stream(sid, True)
         self.local_open += 1
         return s
+
+    def _skip_stream_ids(self, next_id):
+        """Test hook: make next_id the next stream id open_stream() hands
+        out, as if every id below it had been used. Forward only, and of
+        this side's parity; it exists so stream-id exhaustion can be tested
+        without opening 2^30 streams."""
+        if not self.next_stream_id <= next_id <= MAX_STREAM_ID + 2 or (next_id - self.next_stream_id) % 2:
+            raise ValueError("stream id %d: not ahead of %d with the same parity" % (next_id, self.next_stream_id))
+        self.next_stream_id = next_id
 
     @property
     def can_open_stream(self):
@@ -933,23 +981,33 @@ cdef class H2Connection:
             self._send_queue.append(s)
 
     cdef int _flush_data(self) except -1:
-        """Write queued DATA round-robin: one frame per stream per pass, while
-        the connection window lasts."""
+        """Write queued DATA round-robin: one frame per stream per turn, while
+        the windows last. The turn carries over between calls (_send_head):
+        when the connection window opens a little at a time, each opening
+        goes to the next stream in line instead of always to the first one
+        queued, which would starve the others."""
         cdef list queue = self._send_queue
         cdef H2Stream s
-        cdef Py_ssize_t i, n
-        cdef bint progress = True
-        while queue and progress and not self.closed:
-            progress = False
+        cdef Py_ssize_t i = self._send_head, n, stalled = 0
+        cdef bint moved
+        # stalled: streams visited in a row that stay queued and moved
+        # nothing; n is re-read every turn: streams queued meanwhile join the round.
+        while not self.closed:
             n = len(queue)
-            i = 0
-            while i < n:
-                s = <H2Stream>queue[i]
-                if self._send_one_frame(s):
-                    progress = True
+            if n == 0 or stalled >= n:
+                break          # empty, or a whole round moved nothing
+            if i >= n:
+                i = 0
+            s = <H2Stream>queue[i]
+            moved = self._send_one_frame(s)
+            if s._queued:
+                stalled = 0 if moved else stalled + 1
                 i += 1
-            # keep the streams that still have something to send and a window
-            self._send_queue = queue = [s for s in queue if (<H2Stream>s)._queued]
+            else:
+                del queue[i]   # done, or waiting for its own window
+                if moved:
+                    stalled = 0
+        self._send_head = i
         return 0
 
     cdef bint _send_one_frame(self, H2Stream s) except -1:
