@@ -45,3 +45,6 @@ from grpcpy.aio._call import (Call, StreamStreamCall, StreamStreamMultiCallable,
                               StreamUnaryMultiCallable, UnaryStreamCall, UnaryStreamMultiCallable, UnaryUnaryCall,
                               UnaryUnaryMultiCallable)
 from grpcpy.aio._channel import Channel, insecure_channel  # noqa: F401,E402
+from grpcpy.aio._interceptor import (ClientCallDetails, ClientInterceptor, InterceptedUnaryUnaryCall,  # noqa: F401,E402
+                                     ServerInterceptor, StreamStreamClientInterceptor, StreamUnaryClientInterceptor,
+                                     UnaryStreamClientInterceptor, UnaryUnaryClientInterceptor)

@@ -379,6 +379,7 @@ class StreamStreamCall(_RequestStreamMixin, _StreamResponseMixin, Call):
 
 class _MultiCallable:
     _call_class = None
+    _kind = None
 
     def __init__(self, channel, method, request_serializer, response_deserializer):
         self._channel = channel
@@ -393,6 +394,24 @@ class _MultiCallable:
             raise UsageError("Cannot invoke RPC: Channel closed due to client shutdown")
         if metadata is not None and not isinstance(metadata, (tuple, list, Metadata)):
             metadata = tuple(metadata)
+        if channel._interceptors:
+            from grpcpy.aio import _interceptor
+            chain = _interceptor.for_kind(channel._interceptors, self._kind)
+            if chain:
+                details = _interceptor.ClientCallDetails(self._method, timeout, Metadata._create(metadata),
+                                                         credentials, wait_for_ready)
+
+                def make_call(details, request):
+                    method = details.method
+                    call = self._call_class(request, channel, method.encode("ascii") if isinstance(method, str)
+                                            else method, self._serializer, self._deserializer, details.timeout,
+                                            details.metadata, details.credentials, details.wait_for_ready,
+                                            compression)
+                    channel._track(call)
+                    return call
+
+                return _interceptor.INTERCEPTED[self._kind](channel._loop, chain, _interceptor.HOOKS[self._kind],
+                                                            details, request, make_call)
         call = self._call_class(request, channel, self._method, self._serializer, self._deserializer, timeout,
                                 metadata, credentials, wait_for_ready, compression)
         channel._track(call)
@@ -401,18 +420,22 @@ class _MultiCallable:
 
 class UnaryUnaryMultiCallable(_MultiCallable):
     _call_class = UnaryUnaryCall
+    _kind = "unary_unary"
 
 
 class UnaryStreamMultiCallable(_MultiCallable):
     _call_class = UnaryStreamCall
+    _kind = "unary_stream"
 
 
 class StreamUnaryMultiCallable(_MultiCallable):
     _call_class = StreamUnaryCall
+    _kind = "stream_unary"
 
 
 class StreamStreamMultiCallable(_MultiCallable):
     _call_class = StreamStreamCall
+    _kind = "stream_stream"
 
 
 def is_coroutine(fn):

@@ -81,6 +81,10 @@ class Channel:
         self._closed = False
         self._calls = weakref.WeakSet()
         self._interceptors = list(interceptors or ())
+        if self._interceptors:
+            from grpcpy.aio._interceptor import kind_of
+            for interceptor in self._interceptors:
+                kind_of(interceptor)   # ValueError for an object that intercepts nothing
         if credentials is not None:
             raise NotImplementedError("channel credentials are not available in this version of grpcpy")
 

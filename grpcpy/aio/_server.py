@@ -414,7 +414,7 @@ class Server:
             core.send_status(call, _cext.SC_RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
             proto.after_action()
             return
-        handler = self._registered.get(call.method)
+        handler = None if self._interceptors else self._registered.get(call.method)
         if handler is None and not self._interceptors:
             handler = self._lookup(call)
             if handler is None:

@@ -153,6 +153,7 @@ def _compression(mod, name):
 
 
 LOOP_KIND = {"value": "uvloop"}
+RUN_TIMEOUT = 60
 
 
 def _loop_factory(kind):
@@ -165,4 +166,4 @@ def _loop_factory(kind):
 def run(coro):
     """Run a scenario on the loop kind the current test asked for."""
     with asyncio.Runner(loop_factory=_loop_factory(LOOP_KIND["value"])) as runner:
-        return runner.run(asyncio.wait_for(coro, 60))
+        return runner.run(asyncio.wait_for(coro, RUN_TIMEOUT))
