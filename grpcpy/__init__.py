@@ -1,7 +1,9 @@
 """grpcpy: gRPC for Python.
 
-Cython hot paths (grpcpy._cext), one sans-IO core, a threaded sync API and an
-asyncio API, both mirroring grpcio's `grpc` and `grpc.aio`.
+Cython hot paths (grpcpy._cext), one sans-IO core, a threaded sync API (this
+module, mirroring grpcio's `grpc`) and an asyncio API (grpcpy.aio, mirroring
+`grpc.aio`). Code written for grpcio runs with `import grpcpy as grpc`;
+programs that cannot be edited run under `python -m grpcpy.run`.
 """
 from grpcpy._version import __version__
 
@@ -16,7 +18,51 @@ except ImportError as exc:  # pragma: no cover - exercised by tests/test_build.p
     ) from exc
 
 from grpcpy._types import (  # noqa: E402,F401
-    Call, ChannelConnectivity, ClientCallDetails, Compression, GenericRpcHandler, HandlerCallDetails,
-    LocalConnectionType, RpcContext, RpcError, RpcMethodHandler, ServiceRpcHandler, Status, StatusCode,
+    Call, Channel, ChannelConnectivity, ClientCallDetails, Compression, Future, FutureCancelledError,
+    FutureTimeoutError, GenericRpcHandler, HandlerCallDetails, LocalConnectionType, RpcContext, RpcError,
+    RpcMethodHandler, Server, ServiceRpcHandler, ServicerContext, Status, StatusCode,
+    StreamStreamMultiCallable, StreamUnaryMultiCallable, UnaryStreamMultiCallable, UnaryUnaryMultiCallable,
     method_handlers_generic_handler, stream_stream_rpc_method_handler, stream_unary_rpc_method_handler,
     unary_stream_rpc_method_handler, unary_unary_rpc_method_handler)
+
+# The version the `grpc` alias made by install_as_grpc() reports. Generated
+# *_pb2_grpc.py files refuse to run with a grpc older than the grpcio-tools
+# that generated them; the alias reports a version above every 1.x release so
+# stubs from any grpcio-tools 1.x are accepted. grpcpy.__version__ is
+# grpcpy's own version.
+GRPCIO_COMPAT_VERSION = "1.999.0"
+
+
+def insecure_channel(target, options=None, compression=None):
+    """A channel without transport security (grpc.insecure_channel)."""
+    from grpcpy._sync._channel import insecure_channel as make
+    return make(target, options, compression)
+
+
+def server(thread_pool, handlers=None, interceptors=None, options=None, maximum_concurrent_rpcs=None,
+           compression=None, xds=False):
+    """A threaded server (grpc.server)."""
+    from grpcpy._sync._server import server as make
+    return make(thread_pool, handlers, interceptors, options, maximum_concurrent_rpcs, compression, xds)
+
+
+def channel_ready_future(channel):
+    """A Future that completes when the channel is READY (grpc.channel_ready_future)."""
+    from grpcpy._sync._channel import channel_ready_future as make
+    return make(channel)
+
+
+def install_as_grpc():
+    """Make `import grpc` (and grpc.aio, grpc.experimental,
+    grpc.experimental.aio, grpc._utilities) resolve to grpcpy, for code and
+    generated stubs that cannot be edited. Call it before they import grpc."""
+    from grpcpy import _alias
+    _alias.install()
+
+
+def __getattr__(name):
+    # grpc.aio and grpc.experimental are reachable as attributes, as in grpcio
+    if name in ("aio", "experimental", "_utilities"):
+        import importlib
+        return importlib.import_module("grpcpy." + name)
+    raise AttributeError("module 'grpcpy' has no attribute %r" % (name,))

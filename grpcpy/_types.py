@@ -121,6 +121,80 @@ class Call(RpcContext, metaclass=abc.ABCMeta):
         raise NotImplementedError()
 
 
+class FutureTimeoutError(Exception):
+    """Future.result() (and friends) did not complete within the timeout."""
+
+
+class FutureCancelledError(Exception):
+    """The computation of a Future was cancelled."""
+
+
+class Future(abc.ABC):
+    """grpc.Future: cancel, cancelled, running, done, result, exception,
+    traceback, add_done_callback."""
+
+    @abc.abstractmethod
+    def cancel(self):
+        raise NotImplementedError()
+
+    @abc.abstractmethod
+    def cancelled(self):
+        raise NotImplementedError()
+
+    @abc.abstractmethod
+    def running(self):
+        raise NotImplementedError()
+
+    @abc.abstractmethod
+    def done(self):
+        raise NotImplementedError()
+
+    @abc.abstractmethod
+    def result(self, timeout=None):
+        raise NotImplementedError()
+
+    @abc.abstractmethod
+    def exception(self, timeout=None):
+        raise NotImplementedError()
+
+    @abc.abstractmethod
+    def traceback(self, timeout=None):
+        raise NotImplementedError()
+
+    @abc.abstractmethod
+    def add_done_callback(self, fn):
+        raise NotImplementedError()
+
+
+class Channel(abc.ABC):
+    """grpc.Channel: unary_unary, unary_stream, stream_unary, stream_stream,
+    subscribe, unsubscribe, close, context manager."""
+
+
+class UnaryUnaryMultiCallable(abc.ABC):
+    pass
+
+
+class UnaryStreamMultiCallable(abc.ABC):
+    pass
+
+
+class StreamUnaryMultiCallable(abc.ABC):
+    pass
+
+
+class StreamStreamMultiCallable(abc.ABC):
+    pass
+
+
+class ServicerContext(RpcContext, metaclass=abc.ABCMeta):
+    """grpc.ServicerContext (the sync handler's view of its call)."""
+
+
+class Server(abc.ABC):
+    """grpc.Server."""
+
+
 class Status(abc.ABC):
     """code, details, trailing_metadata (used by abort_with_status)."""
 

@@ -1,0 +1,62 @@
+"""grpcpy.experimental: what grpc.experimental offers that generated code and
+applications use. grpcpy.experimental.aio is grpcpy.aio."""
+import threading
+
+from grpcpy import aio  # noqa: F401  (grpc.experimental.aio is an alias of grpc.aio)
+
+
+class ChannelOptions:
+    SingleThreadedUnaryStream = "SingleThreadedUnaryStream"
+
+
+class UsageError(Exception):
+    """Raised by the gRPC library to indicate usage not allowed by the API."""
+
+
+class ExperimentalApiWarning(Warning):
+    """A warning that an API is experimental."""
+
+
+def experimental_api(f):
+    return f
+
+
+def insecure_channel_credentials():
+    """Credentials meaning 'no transport security', for the simple stubs."""
+    return _INSECURE
+
+
+_INSECURE = object()
+_channels = {}
+_channels_lock = threading.Lock()
+
+
+def _channel(target, options, channel_credentials, insecure, compression):
+    import grpcpy
+    if channel_credentials is not None and channel_credentials is not _INSECURE and not insecure:
+        raise NotImplementedError("channel credentials are not available in this version of grpcpy")
+    key = (target, tuple(options or ()), compression)
+    with _channels_lock:
+        channel = _channels.get(key)
+        if channel is None:
+            channel = _channels[key] = grpcpy.insecure_channel(target, options, compression)
+        return channel
+
+
+def _simple(kind):
+    def call(request, target, method, request_serializer=None, response_deserializer=None, options=(),
+             channel_credentials=None, insecure=False, call_credentials=None, compression=None,
+             wait_for_ready=None, timeout=None, metadata=None, _registered_method=False):
+        channel = _channel(target, options, channel_credentials, insecure, compression)
+        multicallable = getattr(channel, kind)(method, request_serializer, response_deserializer)
+        return multicallable(request, timeout=timeout, metadata=metadata, wait_for_ready=wait_for_ready,
+                             compression=compression)
+    call.__name__ = kind
+    call.__doc__ = "Invoke a %s RPC on a channel cached per target (grpc.experimental.%s)." % (kind, kind)
+    return call
+
+
+unary_unary = _simple("unary_unary")
+unary_stream = _simple("unary_stream")
+stream_unary = _simple("stream_unary")
+stream_stream = _simple("stream_stream")
