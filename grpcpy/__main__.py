@@ -1,8 +1,13 @@
 """The `grpcpy` command.
 
-    grpcpy [selfcheck] [--seconds S]
+    grpcpy demo [--calls N]
+    grpcpy selfcheck [--seconds S]
 
-selfcheck (the default): runs a gRPC request and response through every layer
+demo (the default): a grpcpy server and clients in one process on a free
+port; the four call types through the sync and the asyncio API, and how fast
+unary calls are (see grpcpy/demo.py).
+
+selfcheck: runs a gRPC request and response through every layer
 that exists so far - HPACK, the frame codec, message framing and two sans-IO
 cores (client and server) joined in memory - checks each round trip, and
 prints how fast each layer is on this machine. Exit status 0 when every check
@@ -121,9 +126,13 @@ def selfcheck(seconds):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="grpcpy", description="gRPC for Python")
-    ap.add_argument("command", nargs="?", default="selfcheck", choices=["selfcheck"])
-    ap.add_argument("--seconds", type=float, default=0.3, help="time per speed figure")
+    ap.add_argument("command", nargs="?", default="demo", choices=["demo", "selfcheck"])
+    ap.add_argument("--seconds", type=float, default=0.3, help="selfcheck: time per speed figure")
+    ap.add_argument("--calls", type=int, default=2000, help="demo: unary calls to time per API")
     args = ap.parse_args(argv)
+    if args.command == "demo":
+        from grpcpy import demo
+        return demo.run(args.calls)
     return selfcheck(args.seconds)
 
 
