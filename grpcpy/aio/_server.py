@@ -508,17 +508,25 @@ class Server:
             if result is not None:
                 raise TypeError("a streaming handler coroutine must write() and return None")
         else:
+            # a plain function: its body, and the body of a generator it
+            # returns, run in the migration thread pool, never on the loop
             if handler.request_streaming:
                 request = _SyncRequestIterator(ctx, self._loop)
-                iterator = await self._loop.run_in_executor(self._thread_pool, behavior, request, ctx)
+            if inspect.isgeneratorfunction(behavior):
+                iterator = behavior(request, ctx)   # creating it runs no user code
             else:
-                iterator = behavior(request, ctx)
+                iterator = await self._loop.run_in_executor(self._thread_pool, behavior, request, ctx)
             if iterator is not None:
                 if hasattr(iterator, "__aiter__"):
                     async for response in iterator:
                         await ctx._write(response)
                 else:
-                    for response in iterator:
+                    iterator = iter(iterator)
+                    run_in_executor = self._loop.run_in_executor
+                    while True:
+                        response = await run_in_executor(self._thread_pool, next, iterator, _DONE)
+                        if response is _DONE:
+                            break
                         await ctx._write(response)
         if not ctx._finished:
             ctx._finish(ctx._code if ctx._code is not None else _types.StatusCode.OK, ctx._details)
@@ -532,6 +540,9 @@ class Server:
         if inspect.isawaitable(result):
             result = await result
         return result
+
+
+_DONE = object()
 
 
 def _bind_interceptor(interceptor, continuation):
