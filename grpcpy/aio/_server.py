@@ -182,7 +182,7 @@ class ServicerContext:
 
     async def send_initial_metadata(self, initial_metadata):
         if self._call.headers_sent:
-            raise UsageError("initial metadata was already sent")
+            raise UsageError("Send initial metadata failed: already sent")
         self._core.send_initial_metadata(self._call, tuple(initial_metadata))
         self._proto.after_action()
 
@@ -190,7 +190,7 @@ class ServicerContext:
         self._trailing = tuple(trailing_metadata)
 
     def trailing_metadata(self):
-        return self._trailing
+        return () if self._trailing is None else self._trailing
 
     # -- status ------------------------------------------------------------------
 
@@ -217,7 +217,7 @@ class ServicerContext:
         return self._code
 
     def details(self):
-        return self._details
+        return "" if self._details is None else self._details
 
     def _finish(self, code, details):
         if self._finished:

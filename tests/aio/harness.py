@@ -103,3 +103,49 @@ async def until(predicate, timeout=5.0):
         if loop.time() > end:
             raise AssertionError("condition not reached in %.1fs" % timeout)
         await asyncio.sleep(0.005)
+
+
+async def raw_h2_call(port, path, messages, headers=(), host="127.0.0.1"):
+    """One gRPC call over a bare HTTP/2 connection (the h2 package), so a
+    test can see the wire: returns (response headers, [(compressed flag,
+    payload)], trailers)."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    reader, writer = await asyncio.open_connection(host, port)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    stream = conn.get_next_available_stream_id()
+    conn.send_headers(stream, [(":method", "POST"), (":scheme", "http"), (":path", path),
+                               (":authority", "%s:%d" % (host, port)), ("te", "trailers"),
+                               ("content-type", "application/grpc")] + list(headers))
+    body = b"".join(b"\0" + len(m).to_bytes(4, "big") + m for m in messages)
+    conn.send_data(stream, body, end_stream=True)
+    writer.write(conn.data_to_send())
+    response_headers, data, trailers = None, bytearray(), None
+    try:
+        ended = False
+        while not ended:
+            chunk = await reader.read(65536)
+            if not chunk:
+                break
+            for event in conn.receive_data(chunk):
+                if isinstance(event, h2.events.ResponseReceived):
+                    response_headers = dict(event.headers)
+                elif isinstance(event, h2.events.DataReceived):
+                    data += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.TrailersReceived):
+                    trailers = dict(event.headers)
+                elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    ended = True
+            writer.write(conn.data_to_send())
+    finally:
+        writer.close()
+    frames = []
+    while data:
+        flag, length = data[0], int.from_bytes(data[1:5], "big")
+        frames.append((flag, bytes(data[5:5 + length])))
+        del data[:5 + length]
+    return response_headers, frames, trailers
