@@ -152,6 +152,16 @@ class AioConnection(asyncio.Protocol):
         """Close the transport now (the core's last frames are flushed first)."""
         self._close_transport()
 
+    def close_and_end_calls(self, reason):
+        """Send GOAWAY, close the transport and end every call still running
+        now, as a lost connection ends them (without waiting for the
+        transport's connection_lost)."""
+        self.core.close_connection()
+        self._close_transport()
+        events = self.core.connection_lost(reason)
+        if events:
+            self.dispatch(events)
+
     def dispatch(self, events):
         raise NotImplementedError
 

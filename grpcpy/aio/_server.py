@@ -341,10 +341,13 @@ class Server:
     # -- life cycle --------------------------------------------------------------
 
     async def start(self):
+        if self._state == "started":
+            return        # as grpc.aio: starting a running server does nothing
         if self._state != "new":
-            raise UsageError("the server was already started")
+            raise UsageError("Server not in ready state")
         self._loop = asyncio.get_running_loop()
-        self._stopped = self._loop.create_future()
+        if self._stopped is None:
+            self._stopped = self._loop.create_future()
         self._state = "started"
         factory = lambda: _ServerProtocol(self)  # noqa: E731
         for sock in self._sockets:
@@ -362,6 +365,9 @@ class Server:
             self._state = "stopped"
             for sock in self._sockets:
                 sock.close()
+            self._sockets = []
+            if self._stopped is not None and not self._stopped.done():
+                self._stopped.set_result(None)
             return
         if self._state != "started":
             await asyncio.shield(self._stopped)
@@ -376,10 +382,10 @@ class Server:
             pending = [ctx._task for ctx in self._active if ctx._task is not None]
             if pending:
                 await asyncio.wait(pending, timeout=grace)
-        for ctx in list(self._active):
-            ctx.cancel()
+        # what is still running is cut off with its connection, as grpcio's
+        # server does: the client sees UNAVAILABLE, the handlers are cancelled
         for conn in list(self._connections):
-            conn.close()
+            conn.close_and_end_calls("server stopped")
         for listener in self._listeners:
             try:
                 await listener.wait_closed()
@@ -390,13 +396,17 @@ class Server:
             self._stopped.set_result(None)
 
     async def wait_for_termination(self, timeout=None):
+        """Wait until the server has stopped, at most `timeout` seconds.
+        Returns True when the timeout expired first (grpc.aio's meaning)."""
         if self._stopped is None:
-            raise UsageError("the server was not started")
+            if self._state == "stopped":
+                return False
+            self._stopped = asyncio.get_running_loop().create_future()
         try:
             await asyncio.wait_for(asyncio.shield(self._stopped), timeout)
         except asyncio.TimeoutError:
-            return False
-        return True
+            return True
+        return False
 
     def __del__(self):
         for sock in getattr(self, "_sockets", ()):
