@@ -481,11 +481,12 @@ class Server:
         except Exception as exc:
             if not ctx._finished:
                 _LOGGER.exception("Exception calling application handler for %s", ctx._call.method)
-                if ctx._code is not None and _types.status_number(ctx._code) != 0:
-                    # the handler chose a status before raising: it stands
-                    ctx._finish(ctx._code, ctx._details)
-                else:
-                    ctx._finish(_types.StatusCode.UNKNOWN, "Unexpected %s: %s" % (type(exc), exc))
+                # a code the handler chose before raising stands (as in
+                # grpcio); the details say what was raised
+                code = ctx._code
+                if code is None or _types.status_number(code) == 0:
+                    code = _types.StatusCode.UNKNOWN
+                ctx._finish(code, "Unexpected %s: %s" % (type(exc), exc))
         finally:
             self._active.discard(ctx)
 

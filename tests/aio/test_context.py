@@ -89,6 +89,10 @@ def test_set_code_without_abort_unary(impl, returned):
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
             assert info.value.details() == "no such thing"
             assert ("why", "missing") in tuple(info.value.trailing_metadata())
+            # the returned response does not go out with a non-OK status
+            headers, frames, trailers = await raw_h2_call(s.port, "/t.S/H", [b""])
+            status = (trailers or headers)["grpc-status"]
+            assert status == "5" and all(payload == b"" for _, payload in frames)
     run(scenario())
 
 

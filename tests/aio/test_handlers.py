@@ -149,3 +149,18 @@ def test_raising_handler_gives_unknown_and_is_logged(impl, kind, style, caplog):
         assert logged, caplog.text
         assert logged[0].levelno >= logging.ERROR
     run(scenario())
+
+
+def test_code_set_before_raising_stands(impl):
+    async def handler(request, context):
+        context.set_code(impl.mod.StatusCode.NOT_FOUND)
+        context.set_details("chosen first")
+        raise Boom("then this")
+
+    async def scenario():
+        async with serving(impl, {"H": ("uu", handler)}) as s:
+            with pytest.raises(grpc.RpcError) as info:
+                await s.call("uu", "H")(b"", timeout=5)
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND
+            assert info.value.details() == "Unexpected %s: then this" % (Boom,)
+    run(scenario())
