@@ -191,7 +191,6 @@ def test_peer_format(impl, family):
         assert prefix == "ipv6:%5B::1%5D" and int(client_port) not in (0, port)
     else:
         assert peer == "unix:"     # the client's socket has no name
-    run(asyncio.sleep(0))
 
 
 def test_send_initial_metadata_twice(impl):
@@ -249,15 +248,17 @@ def test_done_callback_and_cancelled_on_client_cancel(impl):
 
 def test_maximum_concurrent_rpcs(impl):
     release = []
+    entered = []
 
     async def blocking(request, context):
+        entered.append(True)
         await until(lambda: release, timeout=10)
         return b"first"
 
     async def scenario():
         async with serving(impl, {"B": ("uu", blocking)}, maximum_concurrent_rpcs=1) as s:
             first = s.call("uu", "B")(b"", timeout=10)
-            await first.initial_metadata() if False else await asyncio.sleep(0.1)
+            await until(lambda: entered)
             with pytest.raises(grpc.RpcError) as info:
                 await s.call("uu", "B")(b"", timeout=5)
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

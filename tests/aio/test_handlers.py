@@ -1,6 +1,6 @@
 """Handler shapes grpc.aio accepts: plain functions (run off the event
 loop), coroutines that use context.read()/write(), and handlers that raise."""
-import asyncio
+import concurrent.futures
 import logging
 import threading
 
@@ -12,21 +12,21 @@ from .harness import run, serving
 
 def _sync_table(seen):
     def uu(request, context):
-        seen.append(threading.get_ident())
+        seen.append(threading.current_thread())
         return request + b"!"
 
     def us(request, context):
         for i in range(3):
-            seen.append(threading.get_ident())
+            seen.append(threading.current_thread())
             yield request + bytes([48 + i])
 
     def su(request_iterator, context):
-        seen.append(threading.get_ident())
+        seen.append(threading.current_thread())
         return b"+".join(request_iterator)
 
     def ss(request_iterator, context):
         for request in request_iterator:
-            seen.append(threading.get_ident())
+            seen.append(threading.current_thread())
             yield request.upper()
 
     return {"UU": ("uu", uu), "US": ("us", us), "SU": ("su", su), "SS": ("ss", ss)}
@@ -48,7 +48,22 @@ def test_sync_handlers_run_off_the_loop(impl):
             await call.done_writing()
             assert await call.read() == grpc.aio.EOF
             assert (await call.code()) == grpc.StatusCode.OK
-        assert seen and loop_thread not in seen
+        assert seen and loop_thread not in [t.ident for t in seen]
+    run(scenario())
+
+
+def test_sync_handlers_use_the_migration_thread_pool(impl):
+    seen = []
+
+    async def scenario():
+        with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="migration") as pool:
+            async with serving(impl, _sync_table(seen), migration_thread_pool=pool) as s:
+                assert await s.call("uu", "UU")(b"a", timeout=5) == b"a!"
+                assert len([r async for r in s.call("us", "US")(b"b", timeout=5)]) == 3
+                assert await s.call("su", "SU")(iter([b"x"]), timeout=5) == b"x"
+                assert [r async for r in s.call("ss", "SS")(iter([b"q"]), timeout=5)] == [b"Q"]
+        names = {t.name for t in seen}
+        assert len(seen) == 6 and names and all(n.startswith("migration") for n in names), names
     run(scenario())
 
 
