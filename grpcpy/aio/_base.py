@@ -2,7 +2,8 @@
 from collections import OrderedDict
 from collections.abc import Collection
 
-from grpcpy._types import RpcError, StatusCode, UsageError  # noqa: F401
+from grpcpy import _types
+from grpcpy._types import RpcError, StatusCode  # noqa: F401
 
 
 class _EOFType:
@@ -29,6 +30,11 @@ class BaseError(Exception):
 
 class InternalError(BaseError, RuntimeError):
     """An error in grpcpy.aio itself."""
+
+
+class UsageError(BaseError, _types.UsageError):
+    """The API was used in a way it does not allow (also a RuntimeError,
+    like grpcpy's own UsageError)."""
 
 
 class AbortError(BaseError, RuntimeError):

@@ -152,19 +152,35 @@ class AioConnection(asyncio.Protocol):
         """Close the transport now (the core's last frames are flushed first)."""
         self._close_transport()
 
+    def close_and_end_calls(self, reason):
+        """Send GOAWAY, close the transport and end every call still running
+        now, as a lost connection ends them (without waiting for the
+        transport's connection_lost)."""
+        self.core.close_connection()
+        self._close_transport()
+        events = self.core.connection_lost(reason)
+        if events:
+            self.dispatch(events)
+
     def dispatch(self, events):
         raise NotImplementedError
 
 
 def _format_peer(transport):
-    """grpcio's peer() format: ipv4:host:port, ipv6:[host]:port, unix:path."""
+    """grpcio's peer() format: ipv4:host:port, ipv6:%5Bhost%5D:port (the URI
+    form, brackets percent-encoded), unix:path (empty for an unnamed client
+    socket), unix-abstract:name."""
     addr = transport.get_extra_info("peername")
     sock = transport.get_extra_info("socket")
     family = getattr(sock, "family", None)
     if family == socket.AF_INET and addr:
         return "ipv4:%s:%d" % (addr[0], addr[1])
     if family == socket.AF_INET6 and addr:
-        return "ipv6:[%s]:%d" % (addr[0], addr[1])
+        return "ipv6:%%5B%s%%5D:%d" % (addr[0].replace("%", "%25"), addr[1])
     if family == getattr(socket, "AF_UNIX", None):
-        return "unix:%s" % (addr or transport.get_extra_info("sockname") or "")
+        if isinstance(addr, (bytes, bytearray)):
+            if addr[:1] == b"\0":
+                return "unix-abstract:%s" % bytes(addr[1:]).decode("utf-8", "replace")
+            addr = bytes(addr).decode("utf-8", "replace")
+        return "unix:%s" % (addr or "")
     return str(addr)

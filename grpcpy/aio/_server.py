@@ -182,7 +182,7 @@ class ServicerContext:
 
     async def send_initial_metadata(self, initial_metadata):
         if self._call.headers_sent:
-            raise UsageError("initial metadata was already sent")
+            raise UsageError("Send initial metadata failed: already sent")
         self._core.send_initial_metadata(self._call, tuple(initial_metadata))
         self._proto.after_action()
 
@@ -190,7 +190,7 @@ class ServicerContext:
         self._trailing = tuple(trailing_metadata)
 
     def trailing_metadata(self):
-        return self._trailing
+        return () if self._trailing is None else self._trailing
 
     # -- status ------------------------------------------------------------------
 
@@ -217,7 +217,7 @@ class ServicerContext:
         return self._code
 
     def details(self):
-        return self._details
+        return "" if self._details is None else self._details
 
     def _finish(self, code, details):
         if self._finished:
@@ -341,10 +341,13 @@ class Server:
     # -- life cycle --------------------------------------------------------------
 
     async def start(self):
+        if self._state == "started":
+            return        # as grpc.aio: starting a running server does nothing
         if self._state != "new":
-            raise UsageError("the server was already started")
+            raise UsageError("Server not in ready state")
         self._loop = asyncio.get_running_loop()
-        self._stopped = self._loop.create_future()
+        if self._stopped is None:
+            self._stopped = self._loop.create_future()
         self._state = "started"
         factory = lambda: _ServerProtocol(self)  # noqa: E731
         for sock in self._sockets:
@@ -362,6 +365,9 @@ class Server:
             self._state = "stopped"
             for sock in self._sockets:
                 sock.close()
+            self._sockets = []
+            if self._stopped is not None and not self._stopped.done():
+                self._stopped.set_result(None)
             return
         if self._state != "started":
             await asyncio.shield(self._stopped)
@@ -376,10 +382,10 @@ class Server:
             pending = [ctx._task for ctx in self._active if ctx._task is not None]
             if pending:
                 await asyncio.wait(pending, timeout=grace)
-        for ctx in list(self._active):
-            ctx.cancel()
+        # what is still running is cut off with its connection, as grpcio's
+        # server does: the client sees UNAVAILABLE, the handlers are cancelled
         for conn in list(self._connections):
-            conn.close()
+            conn.close_and_end_calls("server stopped")
         for listener in self._listeners:
             try:
                 await listener.wait_closed()
@@ -390,13 +396,17 @@ class Server:
             self._stopped.set_result(None)
 
     async def wait_for_termination(self, timeout=None):
+        """Wait until the server has stopped, at most `timeout` seconds.
+        Returns True when the timeout expired first (grpc.aio's meaning)."""
         if self._stopped is None:
-            raise UsageError("the server was not started")
+            if self._state == "stopped":
+                return False
+            self._stopped = asyncio.get_running_loop().create_future()
         try:
             await asyncio.wait_for(asyncio.shield(self._stopped), timeout)
         except asyncio.TimeoutError:
-            return False
-        return True
+            return True
+        return False
 
     def __del__(self):
         for sock in getattr(self, "_sockets", ()):
@@ -471,11 +481,12 @@ class Server:
         except Exception as exc:
             if not ctx._finished:
                 _LOGGER.exception("Exception calling application handler for %s", ctx._call.method)
-                if ctx._code is not None and _types.status_number(ctx._code) != 0:
-                    # the handler chose a status before raising: it stands
-                    ctx._finish(ctx._code, ctx._details)
-                else:
-                    ctx._finish(_types.StatusCode.UNKNOWN, "Unexpected %s: %s" % (type(exc), exc))
+                # a code the handler chose before raising stands (as in
+                # grpcio); the details say what was raised
+                code = ctx._code
+                if code is None or _types.status_number(code) == 0:
+                    code = _types.StatusCode.UNKNOWN
+                ctx._finish(code, "Unexpected %s: %s" % (type(exc), exc))
         finally:
             self._active.discard(ctx)
 
@@ -508,17 +519,25 @@ class Server:
             if result is not None:
                 raise TypeError("a streaming handler coroutine must write() and return None")
         else:
+            # a plain function: its body, and the body of a generator it
+            # returns, run in the migration thread pool, never on the loop
             if handler.request_streaming:
                 request = _SyncRequestIterator(ctx, self._loop)
-                iterator = await self._loop.run_in_executor(self._thread_pool, behavior, request, ctx)
+            if inspect.isgeneratorfunction(behavior):
+                iterator = behavior(request, ctx)   # creating it runs no user code
             else:
-                iterator = behavior(request, ctx)
+                iterator = await self._loop.run_in_executor(self._thread_pool, behavior, request, ctx)
             if iterator is not None:
                 if hasattr(iterator, "__aiter__"):
                     async for response in iterator:
                         await ctx._write(response)
                 else:
-                    for response in iterator:
+                    iterator = iter(iterator)
+                    run_in_executor = self._loop.run_in_executor
+                    while True:
+                        response = await run_in_executor(self._thread_pool, next, iterator, _DONE)
+                        if response is _DONE:
+                            break
                         await ctx._write(response)
         if not ctx._finished:
             ctx._finish(ctx._code if ctx._code is not None else _types.StatusCode.OK, ctx._details)
@@ -532,6 +551,9 @@ class Server:
         if inspect.isawaitable(result):
             result = await result
         return result
+
+
+_DONE = object()
 
 
 def _bind_interceptor(interceptor, continuation):
