@@ -193,6 +193,8 @@ class Call:
             self._raise()
 
     def _debug_string(self):
+        if self._code == _OK:
+            return ""
         return "grpc_status:%d, grpc_message:%r" % (self._code.value[0], self._details)
 
     def _error(self):
@@ -391,7 +393,7 @@ class _MultiCallable:
                  wait_for_ready=None, compression=None):
         channel = self._channel
         if channel._closed:
-            raise UsageError("Cannot invoke RPC: Channel closed due to client shutdown")
+            raise UsageError("Channel is closed.")
         if metadata is not None and not isinstance(metadata, (tuple, list, Metadata)):
             metadata = tuple(metadata)
         if channel._interceptors:
