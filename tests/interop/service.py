@@ -29,7 +29,7 @@ def _status(number):
     raise ValueError(number)
 
 
-class _Record:
+class _TestServiceBase:
     """What the handlers observed, the same for both servicers:
     (method, "time_remaining", seconds) when a sleeping handler starts,
     (method, "interrupted") when the call ended under a busy handler,
@@ -45,7 +45,7 @@ class _Record:
         return self.pb.messages_pb2.Payload(body=fill * size)
 
 
-class AioInteropService(_Record):
+class AioInteropService(_TestServiceBase):
     """grpc.testing.TestService for grpc.aio / grpcpy.aio servers."""
 
     async def _echo_metadata(self, context):
@@ -136,7 +136,7 @@ class _Watch:
         return self.ended.wait(seconds)
 
 
-class SyncInteropService(_Record):
+class SyncInteropService(_TestServiceBase):
     """grpc.testing.TestService for grpc / grpcpy sync servers (handlers run
     in the server's thread pool)."""
 
