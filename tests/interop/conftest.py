@@ -1,5 +1,6 @@
 """Fixtures for interop tests: the gRPC interop protos compiled with
-grpcio-tools at test time, and the (client, server) implementation pairs."""
+grpcio-tools at test time, and the (client facade, server facade, loop) matrix."""
+import collections
 import importlib
 import pathlib
 import shutil
@@ -10,13 +11,9 @@ import pytest
 
 from tests.conftest import SHARED
 
+from . import drivers, service
+
 PROTO_DIR = SHARED / "protos" / "grpc-testing"
-
-# (client, server): grpcpy against grpcio both ways, grpcpy with itself, and
-# grpcio with itself as the reference the behaviour is checked against.
-PAIRS = [("grpcio", "grpcpy"), ("grpcpy", "grpcio"), ("grpcpy", "grpcpy"), ("grpcio", "grpcio")]
-PAIR_IDS = ["grpcio-to-grpcpy", "grpcpy-to-grpcio", "grpcpy-to-grpcpy", "grpcio-to-grpcio"]
-
 
 @pytest.fixture(scope="session")
 def protos(tmp_path_factory):
@@ -41,14 +38,58 @@ def protos(tmp_path_factory):
     return ns
 
 
-@pytest.fixture(params=PAIRS, ids=PAIR_IDS)
+FACADES = ("grpcio-aio", "grpcpy-aio", "grpcio-sync", "grpcpy-sync")
+LOOP_KINDS = ("uvloop", "asyncio")
+
+
+class Pair(collections.namedtuple("Pair", "client server loop")):
+    """A client facade, a server facade and the event loop the scenario runs
+    on (sync clients run on one loop kind only: the loop is then just the
+    place the scenario and an asyncio server live)."""
+
+
+def call_pairs():
+    """The (client, server) facade pairs the call-behaviour suite runs:
+    every grpcpy facade against every grpcio facade both ways, grpcpy sync
+    against grpcpy aio both ways, grpcpy with itself per facade, and grpcio
+    with itself per facade as the reference."""
+    grpcio = [f for f in FACADES if f.startswith("grpcio")]
+    grpcpy = [f for f in FACADES if f.startswith("grpcpy")]
+    pairs = []
+    for ours in grpcpy:
+        for theirs in grpcio:
+            pairs += [(ours, theirs), (theirs, ours)]
+    pairs += [("grpcpy-sync", "grpcpy-aio"), ("grpcpy-aio", "grpcpy-sync")]
+    pairs += [(f, f) for f in grpcpy] + [(f, f) for f in grpcio]
+    return pairs
+
+
+def _params(pairs):
+    params = []
+    for client, server in pairs:
+        loops = LOOP_KINDS if client.endswith("-aio") else LOOP_KINDS[:1]
+        reasons = [r for r in (drivers.sync_facade_missing(client), drivers.sync_facade_missing(server)) if r]
+        marks = [pytest.mark.skip(reason=reasons[0])] if reasons else []
+        for loop in loops:
+            suffix = "-" + loop if client.endswith("-aio") else ""
+            params.append(pytest.param(Pair(client, server, loop), id="%s-to-%s%s" % (client, server, suffix),
+                                       marks=marks))
+    return params
+
+
+@pytest.fixture(params=_params(call_pairs()))
 def pair(request):
+    """A Pair from the call-behaviour matrix; sets the scenario's loop."""
+    service.LOOP_KIND["value"] = request.param.loop
     return request.param
 
 
-@pytest.fixture(params=["uvloop", "asyncio"], autouse=True)
-def loop_kind(request):
-    """Every asyncio interop test runs on uvloop and on asyncio's own loop."""
-    from . import service
-    service.LOOP_KIND["value"] = request.param
+AIO_PAIRS = [("grpcio-aio", "grpcpy-aio"), ("grpcpy-aio", "grpcio-aio"), ("grpcpy-aio", "grpcpy-aio"),
+             ("grpcio-aio", "grpcio-aio")]
+
+
+@pytest.fixture(params=_params(AIO_PAIRS))
+def aio_pair(request):
+    """asyncio facades only (for the grpc.aio-only API, e.g. interceptors)."""
+    service.LOOP_KIND["value"] = request.param.loop
     return request.param

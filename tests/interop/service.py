@@ -1,15 +1,17 @@
-"""The interop TestService for asyncio servers (grpc.aio and grpcpy.aio run
-the same code), plus a harness that starts a server of one implementation
-and a channel of another."""
+"""The interop TestService, once for asyncio servers (grpc.aio and
+grpcpy.aio run the same code) and once for threaded sync servers (grpc and
+grpcpy), with the same semantics and the same record of observations; plus
+the harness that starts a server of one facade and a client driver of
+another."""
 import asyncio
 import contextlib
+import threading
+import time
 import types
 
 import grpc
-import grpc.aio
 
-import grpcpy
-import grpcpy.aio
+from .drivers import RPC_ERRORS, client_driver, server_driver
 
 ECHO_INITIAL = "x-grpc-test-echo-initial"
 ECHO_TRAILING = "x-grpc-test-echo-trailing-bin"
@@ -20,17 +22,31 @@ def code_name(code):
     return code.name
 
 
-RPC_ERRORS = (grpc.RpcError, grpcpy.RpcError)
+def _status(number):
+    for code in grpc.StatusCode:
+        if code.value[0] == number:
+            return code
+    raise ValueError(number)
 
 
-class InteropService:
-    """grpc.testing.TestService with the interop semantics, and a record of
-    what the handlers observed (for cancellation and deadline checks)."""
+class _TestServiceBase:
+    """What the handlers observed, the same for both servicers:
+    (method, "time_remaining", seconds) when a sleeping handler starts,
+    (method, "interrupted") when the call ended under a busy handler,
+    (method, "done" | "cancelled") when the call ended (cancelled: before the
+    handler answered). Appended from handler threads or the loop alike."""
 
     def __init__(self, pb):
         self.pb = pb
-        self.observed = []           # (method, what) tuples
-        self.done = asyncio.Event()  # set when a handler saw its call end
+        self.observed = []
+        self.done = threading.Event()  # a watched call ended
+
+    def _body(self, size, fill):
+        return self.pb.messages_pb2.Payload(body=fill * size)
+
+
+class AioInteropService(_TestServiceBase):
+    """grpc.testing.TestService for grpc.aio / grpcpy.aio servers."""
 
     async def _echo_metadata(self, context):
         md = dict(context.invocation_metadata())
@@ -60,21 +76,17 @@ class InteropService:
                 self.observed.append(("UnaryCall", "interrupted"))
                 raise
         if request.response_status.code:
-            await context.abort(grpc.StatusCode(_code_tuple(request.response_status.code)),
-                                request.response_status.message)
-        return self.pb.messages_pb2.SimpleResponse(
-            payload=self.pb.messages_pb2.Payload(body=b"\0" * request.response_size))
+            await context.abort(_status(request.response_status.code), request.response_status.message)
+        return self.pb.messages_pb2.SimpleResponse(payload=self._body(request.response_size, b"\0"))
 
     async def StreamingOutputCall(self, request, context):
         await self._echo_metadata(context)
         for param in request.response_parameters:
             if param.interval_us:
                 await asyncio.sleep(param.interval_us / 1e6)
-            yield self.pb.messages_pb2.StreamingOutputCallResponse(
-                payload=self.pb.messages_pb2.Payload(body=b"\1" * param.size))
+            yield self.pb.messages_pb2.StreamingOutputCallResponse(payload=self._body(param.size, b"\1"))
         if request.response_status.code:
-            await context.abort(grpc.StatusCode(_code_tuple(request.response_status.code)),
-                                request.response_status.message)
+            await context.abort(_status(request.response_status.code), request.response_status.message)
 
     async def StreamingInputCall(self, request_iterator, context):
         total = 0
@@ -88,11 +100,9 @@ class InteropService:
         try:
             async for request in request_iterator:
                 if request.response_status.code:
-                    await context.abort(grpc.StatusCode(_code_tuple(request.response_status.code)),
-                                        request.response_status.message)
+                    await context.abort(_status(request.response_status.code), request.response_status.message)
                 for param in request.response_parameters:
-                    yield self.pb.messages_pb2.StreamingOutputCallResponse(
-                        payload=self.pb.messages_pb2.Payload(body=b"\2" * param.size))
+                    yield self.pb.messages_pb2.StreamingOutputCallResponse(payload=self._body(param.size, b"\2"))
         except asyncio.CancelledError:
             self.observed.append(("FullDuplexCall", "interrupted"))
             raise
@@ -101,55 +111,129 @@ class InteropService:
         requests = [r async for r in request_iterator]
         for request in requests:
             for param in request.response_parameters:
-                yield self.pb.messages_pb2.StreamingOutputCallResponse(
-                    payload=self.pb.messages_pb2.Payload(body=b"\3" * param.size))
+                yield self.pb.messages_pb2.StreamingOutputCallResponse(payload=self._body(param.size, b"\3"))
 
 
-def make_service(pb):
-    """The interop service on top of the generated servicer base class (whose
-    methods answer UNIMPLEMENTED for the RPCs not implemented here)."""
-    cls = type("Service", (InteropService, pb.test_pb2_grpc.TestServiceServicer), {})
+class _Watch:
+    """A sync handler's view of its call ending: `context.add_callback` sets
+    the event, so a sleeping handler waits on it instead of time.sleep and
+    notices a cancel or the deadline at once."""
+
+    def __init__(self, record, name, context):
+        self.ended = threading.Event()
+        self.answered = False
+        self._record, self._name = record, name
+        if not context.add_callback(self._on_end):
+            self._on_end()  # the call is over already
+
+    def _on_end(self):
+        self._record.observed.append((self._name, "done" if self.answered else "cancelled"))
+        self._record.done.set()
+        self.ended.set()
+
+    def sleep(self, seconds):
+        """True when the call ended during the sleep."""
+        return self.ended.wait(seconds)
+
+
+class SyncInteropService(_TestServiceBase):
+    """grpc.testing.TestService for grpc / grpcpy sync servers (handlers run
+    in the server's thread pool)."""
+
+    def _echo_metadata(self, context):
+        md = dict(context.invocation_metadata())
+        if ECHO_INITIAL in md:
+            context.send_initial_metadata(((ECHO_INITIAL, md[ECHO_INITIAL]),))
+        if ECHO_TRAILING in md:
+            context.set_trailing_metadata(((ECHO_TRAILING, md[ECHO_TRAILING]),))
+
+    def EmptyCall(self, request, context):
+        return self.pb.empty_pb2.Empty()
+
+    def UnaryCall(self, request, context):
+        watch = _Watch(self, "UnaryCall", context)
+        self._echo_metadata(context)
+        md = dict(context.invocation_metadata())
+        if "x-sleep" in md:
+            self.observed.append(("UnaryCall", "time_remaining", context.time_remaining()))
+            if watch.sleep(float(md["x-sleep"])):
+                self.observed.append(("UnaryCall", "interrupted"))
+                return self.pb.messages_pb2.SimpleResponse()  # nobody receives it
+        watch.answered = True
+        if request.response_status.code:
+            context.abort(_status(request.response_status.code), request.response_status.message)
+        return self.pb.messages_pb2.SimpleResponse(payload=self._body(request.response_size, b"\0"))
+
+    def StreamingOutputCall(self, request, context):
+        self._echo_metadata(context)
+        for param in request.response_parameters:
+            if param.interval_us:
+                time.sleep(param.interval_us / 1e6)
+            yield self.pb.messages_pb2.StreamingOutputCallResponse(payload=self._body(param.size, b"\1"))
+        if request.response_status.code:
+            context.abort(_status(request.response_status.code), request.response_status.message)
+
+    def StreamingInputCall(self, request_iterator, context):
+        total = sum(len(request.payload.body) for request in request_iterator)
+        return self.pb.messages_pb2.StreamingInputCallResponse(aggregated_payload_size=total)
+
+    def FullDuplexCall(self, request_iterator, context):
+        watch = _Watch(self, "FullDuplexCall", context)
+        self._echo_metadata(context)
+        try:
+            # a cancelled call's request iterator raises RpcError (grpc)
+            for request in request_iterator:
+                if request.response_status.code:
+                    watch.answered = True
+                    context.abort(_status(request.response_status.code), request.response_status.message)
+                for param in request.response_parameters:
+                    yield self.pb.messages_pb2.StreamingOutputCallResponse(payload=self._body(param.size, b"\2"))
+        except RPC_ERRORS:
+            self.observed.append(("FullDuplexCall", "interrupted"))
+            raise
+        watch.answered = True
+
+    def HalfDuplexCall(self, request_iterator, context):
+        requests = list(request_iterator)
+        for request in requests:
+            for param in request.response_parameters:
+                yield self.pb.messages_pb2.StreamingOutputCallResponse(payload=self._body(param.size, b"\3"))
+
+
+def make_service(pb, facade="grpcio-aio"):
+    """The interop service for a server facade, on top of the generated
+    servicer base class (whose methods answer UNIMPLEMENTED for the RPCs not
+    implemented here)."""
+    base = SyncInteropService if facade.endswith("-sync") else AioInteropService
+    cls = type("Service", (base, pb.test_pb2_grpc.TestServiceServicer), {})
     return cls(pb)
 
 
-def _code_tuple(number):
-    for code in grpc.StatusCode:
-        if code.value[0] == number:
-            return code.value
-    raise ValueError(number)
-
-
-def modules(impl):
-    return (grpc.aio, grpc) if impl == "grpcio" else (grpcpy.aio, grpcpy)
+async def until(predicate, timeout=5.0, step=0.01):
+    """Poll `predicate` (observations come from other threads too)."""
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        await asyncio.sleep(step)
+    return predicate()
 
 
 @contextlib.asynccontextmanager
 async def serving(pair, pb, server_options=None, client_options=None, server_compression=None,
-                  channel_compression=None, service=None, address="127.0.0.1"):
-    client_impl, server_impl = pair
-    saio, smod = modules(server_impl)
-    server = saio.server(options=server_options,
-                         compression=_compression(smod, server_compression))
-    service = service or make_service(pb)
-    pb.test_pb2_grpc.add_TestServiceServicer_to_server(service, server)
+                  channel_compression=None, service=None, address="127.0.0.1", server_interceptors=None):
+    """A server of facade pair.server and a client driver of pair.client."""
+    server = server_driver(pair.server, options=server_options, compression_name=server_compression,
+                           interceptors=server_interceptors)
+    service = service or make_service(pb, pair.server)
+    pb.test_pb2_grpc.add_TestServiceServicer_to_server(service, server.server)
     port = server.add_insecure_port("%s:0" % address)
     await server.start()
-    caio, cmod = modules(client_impl)
-    channel = caio.insecure_channel("%s:%d" % (address, port), options=client_options,
-                                    compression=_compression(cmod, channel_compression))
+    drv = client_driver(pair.client, pb, "%s:%d" % (address, port), options=client_options,
+                        compression_name=channel_compression)
     try:
-        yield types.SimpleNamespace(stub=pb.test_pb2_grpc.TestServiceStub(channel), channel=channel,
-                                    server=server, service=service, port=port, cmod=cmod, caio=caio,
-                                    pb=pb, m=pb.messages_pb2)
+        yield types.SimpleNamespace(drv=drv, server=server, service=service, port=port, pb=pb, m=pb.messages_pb2)
     finally:
-        await channel.close()
+        await drv.close()
         await server.stop(None)
-
-
-def _compression(mod, name):
-    if name is None:
-        return None
-    return {"gzip": mod.Compression.Gzip, "deflate": mod.Compression.Deflate}[name]
 
 
 LOOP_KIND = {"value": "uvloop"}

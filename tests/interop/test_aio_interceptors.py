@@ -1,10 +1,12 @@
 """Client and server interceptors written for grpc.aio, run unchanged on
-grpcpy.aio (and on grpc.aio as the reference)."""
+grpcpy.aio (and on grpc.aio as the reference): the asyncio facades only
+(`aio_pair`), on both loop kinds."""
 import grpc
 import grpc.aio
 import pytest
 
-from .service import ECHO_INITIAL, RPC_ERRORS, code_name, modules, run, serving
+from .drivers import facade_modules
+from .service import ECHO_INITIAL, RPC_ERRORS, code_name, make_service, run, serving
 
 
 class AddMetadata(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamStreamClientInterceptor):
@@ -59,21 +61,16 @@ class RequireToken(grpc.aio.ServerInterceptor):
         return self.deny
 
 
-@pytest.fixture
-def client_pair(pair):
-    return pair
-
-
 def _channel(h, pair, interceptors):
-    caio, _ = modules(pair[0])
+    caio, _ = facade_modules(pair.client)
     return caio.insecure_channel("127.0.0.1:%d" % h.port, interceptors=interceptors)
 
 
-def test_client_interceptors_change_metadata_in_order(pair, protos):
+def test_client_interceptors_change_metadata_in_order(aio_pair, protos):
     async def scenario():
-        async with serving(pair, protos) as h:
+        async with serving(aio_pair, protos) as h:
             log = []
-            chan = _channel(h, pair, [AddMetadata(ECHO_INITIAL, "outer", log), AddMetadata("x-other", "inner", log)])
+            chan = _channel(h, aio_pair, [AddMetadata(ECHO_INITIAL, "outer", log), AddMetadata("x-other", "inner", log)])
             stub = protos.test_pb2_grpc.TestServiceStub(chan)
             call = stub.UnaryCall(h.m.SimpleRequest(response_size=4))
             assert (ECHO_INITIAL, "outer") in tuple(await call.initial_metadata())
@@ -103,11 +100,11 @@ class StreamOnly(grpc.aio.StreamStreamClientInterceptor):
         return await continuation(client_call_details, request_iterator)
 
 
-def test_stream_stream_interceptor(pair, protos):
+def test_stream_stream_interceptor(aio_pair, protos):
     async def scenario():
-        async with serving(pair, protos) as h:
+        async with serving(aio_pair, protos) as h:
             log = []
-            chan = _channel(h, pair, [StreamOnly(log)])
+            chan = _channel(h, aio_pair, [StreamOnly(log)])
             stub = protos.test_pb2_grpc.TestServiceStub(chan)
             bidi = stub.FullDuplexCall()
             for size in (5, 6):
@@ -120,22 +117,22 @@ def test_stream_stream_interceptor(pair, protos):
     run(scenario())
 
 
-def test_client_interceptor_may_answer_without_rpc(pair, protos):
+def test_client_interceptor_may_answer_without_rpc(aio_pair, protos):
     async def scenario():
-        async with serving(pair, protos) as h:
+        async with serving(aio_pair, protos) as h:
             canned = h.m.SimpleResponse(username="from-interceptor")
-            chan = _channel(h, pair, [ShortCircuit(canned)])
+            chan = _channel(h, aio_pair, [ShortCircuit(canned)])
             stub = protos.test_pb2_grpc.TestServiceStub(chan)
             assert (await stub.UnaryCall(h.m.SimpleRequest())).username == "from-interceptor"
             await chan.close()
     run(scenario())
 
 
-def test_unary_stream_interceptor_wraps_responses(pair, protos):
+def test_unary_stream_interceptor_wraps_responses(aio_pair, protos):
     async def scenario():
-        async with serving(pair, protos) as h:
+        async with serving(aio_pair, protos) as h:
             counter = CountResponses()
-            chan = _channel(h, pair, [counter])
+            chan = _channel(h, aio_pair, [counter])
             stub = protos.test_pb2_grpc.TestServiceStub(chan)
             call = stub.StreamingOutputCall(h.m.StreamingOutputCallRequest(
                 response_parameters=[h.m.ResponseParameters(size=s) for s in (1, 2, 3)]))
@@ -145,21 +142,19 @@ def test_unary_stream_interceptor_wraps_responses(pair, protos):
     run(scenario())
 
 
-def test_server_interceptor_can_refuse(pair, protos):
+def test_server_interceptor_can_refuse(aio_pair, protos):
     async def deny_behavior(request, context):
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no token")
 
     deny = grpc.unary_unary_rpc_method_handler(deny_behavior)
 
     async def scenario():
-        client_impl, server_impl = pair
-        saio, _ = modules(server_impl)
+        saio, _ = facade_modules(aio_pair.server)
         server = saio.server(interceptors=[RequireToken(deny)])
-        from .service import make_service
-        protos.test_pb2_grpc.add_TestServiceServicer_to_server(make_service(protos), server)
+        protos.test_pb2_grpc.add_TestServiceServicer_to_server(make_service(protos, aio_pair.server), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
-        caio, _ = modules(client_impl)
+        caio, _ = facade_modules(aio_pair.client)
         async with caio.insecure_channel("127.0.0.1:%d" % port) as chan:
             stub = protos.test_pb2_grpc.TestServiceStub(chan)
             with pytest.raises(RPC_ERRORS) as info:
