@@ -52,6 +52,17 @@ def channel_ready_future(channel):
     return make(channel)
 
 
+def intercept_channel(channel, *interceptors):
+    """A channel whose calls run through client interceptors (grpc.intercept_channel)."""
+    from grpcpy._sync._interceptor import intercept_channel as make
+    return make(channel, *interceptors)
+
+
+from grpcpy._sync._interceptor import (  # noqa: E402,F401
+    ServerInterceptor, StreamStreamClientInterceptor, StreamUnaryClientInterceptor, UnaryStreamClientInterceptor,
+    UnaryUnaryClientInterceptor)
+
+
 def install_as_grpc():
     """Make `import grpc` (and grpc.aio, grpc.experimental,
     grpc.experimental.aio, grpc._utilities) resolve to grpcpy, for code and

@@ -12,7 +12,23 @@ import enum
 from grpcpy import _cext
 
 
-class StatusCode(enum.Enum):
+class _GrpcioComparable(enum.Enum):
+    """A member equals the same-named member of grpcio's enum of the same
+    name, so code that mixes grpcpy calls with `grpc.StatusCode.X` constants
+    from a real grpcio works."""
+
+    def __eq__(self, other):
+        if type(other) is type(self):
+            return self is other
+        if isinstance(other, enum.Enum) and type(other).__name__ == type(self).__name__:
+            return self.value == other.value
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(self._name_)
+
+
+class StatusCode(_GrpcioComparable):
     """gRPC status codes; values are grpcio's (number, name) tuples."""
 
     OK = (0, "ok")
@@ -51,7 +67,7 @@ def status_number(code):
     raise TypeError("not a status code: %r" % (code,))
 
 
-class ChannelConnectivity(enum.Enum):
+class ChannelConnectivity(_GrpcioComparable):
     IDLE = (0, "idle")
     CONNECTING = (1, "connecting")
     READY = (2, "ready")

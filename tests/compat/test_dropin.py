@@ -137,3 +137,11 @@ def test_install_as_grpc_in_process(monkeypatch):
         for key in [k for k in sys.modules if k == "grpc" or k.startswith("grpc.")]:
             del sys.modules[key]
         sys.modules.update(saved)
+
+
+def test_grpcpy_enums_equal_grpcio_members():
+    assert grpcpy.StatusCode.NOT_FOUND == grpc.StatusCode.NOT_FOUND
+    assert grpc.StatusCode.NOT_FOUND == grpcpy.StatusCode.NOT_FOUND
+    assert grpcpy.StatusCode.NOT_FOUND != grpc.StatusCode.INTERNAL
+    assert {grpcpy.StatusCode.UNAVAILABLE: "x"}[grpc.StatusCode.UNAVAILABLE] == "x"
+    assert grpcpy.ChannelConnectivity.READY == grpc.ChannelConnectivity.READY
