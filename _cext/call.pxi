@@ -51,6 +51,7 @@ cpdef enum CallEventKind:
     CE_CONNECTION_CLOSED = 8  # connection: code (HTTP/2 error code), details
     CE_PING_RECEIVED = 9      # connection: data = opaque
     CE_PING_ACKED = 10        # connection: data = opaque
+    CE_CONNECTION_READY = 11  # connection: the peer's preface (first SETTINGS) arrived
 
 cdef enum:
     # call states
@@ -83,6 +84,7 @@ CALL_EVENT_NAMES = {
     CE_MESSAGE: "MESSAGE", CE_HALF_CLOSED: "HALF_CLOSED", CE_CALL_ENDED: "CALL_ENDED",
     CE_WRITE_READY: "WRITE_READY", CE_GOAWAY: "GOAWAY", CE_CONNECTION_CLOSED: "CONNECTION_CLOSED",
     CE_PING_RECEIVED: "PING_RECEIVED", CE_PING_ACKED: "PING_ACKED",
+    CE_CONNECTION_READY: "CONNECTION_READY",
 }
 
 USER_AGENT = "grpc-python-grpcpy/" + _GRPCPY_VERSION
@@ -443,6 +445,7 @@ cdef class GrpcConnection(H2Connection):
     cdef public Py_ssize_t max_receive_message_length
     cdef public Py_ssize_t max_send_message_length
     cdef public object user                    # the facade's connection object
+    cdef readonly bint peer_ready
 
     def __init__(self, bint client, H2Config config=None, Py_ssize_t max_receive_message_length=4 * 1024 * 1024,
                  Py_ssize_t max_send_message_length=-1):
@@ -617,6 +620,12 @@ cdef class GrpcConnection(H2Connection):
         return 0
 
     cdef int _on_settings_changed(self, list settings) except -1:
+        if not self.peer_ready:
+            # the HTTP/2 handshake is complete: a channel may call this
+            # connection established (a peer that is not an HTTP/2 server,
+            # e.g. a TLS port spoken to in plaintext, never gets here)
+            self.peer_ready = True
+            self._cpush(_cevent(CE_CONNECTION_READY, None))
         return 0
 
     cdef int _on_settings_acked(self) except -1:
@@ -959,6 +968,7 @@ cdef class ClientConnection(GrpcConnection):
         return 0
 
     cdef int _on_settings_changed(self, list settings) except -1:
+        GrpcConnection._on_settings_changed(self, settings)
         if self._waiting:
             self._start_waiting()
         return 0

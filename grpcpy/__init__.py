@@ -63,6 +63,21 @@ from grpcpy._sync._interceptor import (  # noqa: E402,F401
     UnaryUnaryClientInterceptor)
 
 
+from grpcpy._credentials import (  # noqa: E402,F401
+    AuthMetadataContext, CallCredentials, ChannelCredentials, ServerCertificateConfiguration, ServerCredentials,
+    access_token_call_credentials, composite_call_credentials, composite_channel_credentials,
+    dynamic_ssl_server_credentials, insecure_server_credentials, local_channel_credentials,
+    local_server_credentials, metadata_call_credentials, ssl_channel_credentials,
+    ssl_server_certificate_configuration, ssl_server_credentials)
+from grpcpy._types import AuthMetadataPlugin, AuthMetadataPluginCallback  # noqa: E402,F401
+
+
+def secure_channel(target, credentials, options=None, compression=None):
+    """A channel with channel credentials: TLS, mTLS or local (grpc.secure_channel)."""
+    from grpcpy._sync._channel import secure_channel as make
+    return make(target, credentials, options, compression)
+
+
 def install_as_grpc():
     """Make `import grpc` (and grpc.aio, grpc.experimental,
     grpc.experimental.aio, grpc._utilities) resolve to grpcpy, for code and

@@ -211,6 +211,21 @@ class Server(abc.ABC):
     """grpc.Server."""
 
 
+class AuthMetadataContext(abc.ABC):
+    """service_url and method_name, given to an AuthMetadataPlugin."""
+
+
+class AuthMetadataPluginCallback(abc.ABC):
+    """callback(metadata, error) given to an AuthMetadataPlugin."""
+
+
+class AuthMetadataPlugin(abc.ABC):
+    """Makes call metadata: __call__(context, callback)."""
+
+    def __call__(self, context, callback):
+        raise NotImplementedError()
+
+
 class Status(abc.ABC):
     """code, details, trailing_metadata (used by abort_with_status)."""
 

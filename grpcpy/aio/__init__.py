@@ -44,7 +44,7 @@ from grpcpy.aio._server import Server, ServicerContext, server  # noqa: F401
 from grpcpy.aio._call import (Call, StreamStreamCall, StreamStreamMultiCallable, StreamUnaryCall,  # noqa: F401,E402
                               StreamUnaryMultiCallable, UnaryStreamCall, UnaryStreamMultiCallable, UnaryUnaryCall,
                               UnaryUnaryMultiCallable)
-from grpcpy.aio._channel import Channel, insecure_channel  # noqa: F401,E402
+from grpcpy.aio._channel import Channel, insecure_channel, secure_channel  # noqa: F401,E402
 from grpcpy.aio._interceptor import (ClientCallDetails, ClientInterceptor, InterceptedUnaryUnaryCall,  # noqa: F401,E402
                                      ServerInterceptor, StreamStreamClientInterceptor, StreamUnaryClientInterceptor,
                                      UnaryStreamClientInterceptor, UnaryUnaryClientInterceptor)

@@ -10,7 +10,7 @@ import asyncio
 import collections
 import inspect
 
-from grpcpy import _cext, _types
+from grpcpy import _cext, _credentials, _types
 from grpcpy.aio._base import EOF, AioRpcError, Metadata, UsageError
 
 StatusCode = _types.StatusCode
@@ -56,12 +56,49 @@ class Call:
 
     def _begin(self):
         """Put the call on a connection now if the channel has one ready,
-        else wait for one in the channel."""
-        proto = self._channel._pick_now()
+        else wait for one in the channel. Call credentials run first."""
+        channel = self._channel
+        if self._credentials is not None or channel._has_call_credentials:
+            plugins, refusal = _credentials.call_plugins(channel._credentials, self._credentials)
+            if refusal is not None:
+                self._started = self._loop.create_future()
+                self._finish_local(*refusal)
+                return
+            if plugins:
+                self._started = self._loop.create_future()
+                self._loop.create_task(self._authenticate_then_start(plugins))
+                return
+        proto = channel._pick_now()
         if proto is not None:
             self._start_on(proto)
         else:
             self._started = self._loop.create_future()
+            self._channel._enqueue(self)
+
+    async def _authenticate_then_start(self, plugins):
+        """Run the metadata plugins (on executor threads, as they may block),
+        add what they give to the call's metadata, then start the call."""
+        context = _credentials.auth_context_for(self._channel._scheme, self._channel._authority, self._method)
+        extra = []
+        for plugin in plugins:
+            answer = self._loop.create_future()
+
+            def done(metadata, error, answer=answer):
+                self._loop.call_soon_threadsafe(_resolve, answer, (metadata, error))
+
+            await self._loop.run_in_executor(None, _credentials.run_plugin, plugin, context, done)
+            metadata, error = await answer
+            if error is not None:
+                self._finish_local(StatusCode.UNAVAILABLE, error)
+                return
+            extra.extend(metadata)
+        if self._done.done():
+            return
+        self._metadata = tuple(self._metadata or ()) + tuple(extra)
+        proto = self._channel._pick_now()
+        if proto is not None:
+            self._start_on(proto)
+        else:
             self._channel._enqueue(self)
 
     def _start_on(self, proto):
@@ -269,6 +306,11 @@ class Call:
         return "<%s object of in-flight RPC>" % type(self).__name__
 
 
+def _resolve(future, value):
+    if not future.done():
+        future.set_result(value)
+
+
 class _UnaryResponseMixin:
     def __await__(self):
         try:
@@ -396,6 +438,10 @@ class _MultiCallable:
             raise UsageError("Channel is closed.")
         if metadata is not None and not isinstance(metadata, (tuple, list, Metadata)):
             metadata = tuple(metadata)
+        if credentials is not None and (channel._credentials is None
+                                        or not channel._credentials.allows_call_credentials):
+            # as grpc.aio: refused when the call is made, not as a status
+            raise UsageError("Call credentials are only valid on secure channels")
         if channel._interceptors:
             from grpcpy.aio import _interceptor
             chain = _interceptor.for_kind(channel._interceptors, self._kind)

@@ -10,9 +10,10 @@ with UNAVAILABLE in TRANSIENT_FAILURE unless wait_for_ready).
 import asyncio
 import collections
 import socket
+import ssl
 import weakref
 
-from grpcpy import _cext, _types
+from grpcpy import _cext, _credentials, _types
 from grpcpy import _channel_plane as plane_mod
 from grpcpy._options import ChannelOptions
 from grpcpy.aio._base import UsageError
@@ -21,6 +22,8 @@ from grpcpy.aio._call import (StreamStreamMultiCallable, StreamUnaryMultiCallabl
 from grpcpy.aio._conn import (CE_CALL_ENDED, CE_CONNECTION_CLOSED, CE_GOAWAY, CE_INITIAL_METADATA, CE_MESSAGE,
                               CE_WRITE_READY, AioConnection)
 
+CE_CONNECTION_READY = _cext.CE_CONNECTION_READY
+
 _INF = float("inf")
 _STATES = list(_types.ChannelConnectivity)
 
@@ -28,13 +31,16 @@ _STATES = list(_types.ChannelConnectivity)
 class _ClientProtocol(AioConnection):
     def __init__(self, channel, sub_id):
         opts = channel._options
-        core = _cext.ClientConnection(channel._authority.encode("ascii"), b"http",
+        core = _cext.ClientConnection(channel._authority.encode("ascii"), channel._scheme.encode("ascii"),
                                       opts.h2_config(), opts.max_receive_message_length,
                                       opts.max_send_message_length, opts.user_agent)
         super().__init__(core, channel._loop)
         self.channel = channel
         self.sub_id = sub_id
         self._reported = False
+        # set when the server's preface arrives, failed if the connection
+        # ends first: only then is the connection established
+        self.handshake = channel._loop.create_future()
 
     def dispatch(self, events):
         for ev in events:
@@ -47,10 +53,16 @@ class _ClientProtocol(AioConnection):
                 ev.call._on_initial_metadata(ev.metadata)
             elif kind == CE_WRITE_READY:
                 ev.call._on_write_ready()
+            elif kind == CE_CONNECTION_READY:
+                if not self.handshake.done():
+                    self.handshake.set_result(None)
             elif kind == CE_GOAWAY or kind == CE_CONNECTION_CLOSED:
                 self._report_lost()
 
     def connection_lost(self, exc):
+        if not self.handshake.done():
+            self.handshake.set_exception(ConnectionError("connection closed before the HTTP/2 preface"))
+            self.handshake.exception()   # retrieved: no 'never retrieved' warning
         super().connection_lost(exc)
         self._report_lost()
 
@@ -85,8 +97,11 @@ class Channel:
             from grpcpy.aio._interceptor import kind_of
             for interceptor in self._interceptors:
                 kind_of(interceptor)   # ValueError for an object that intercepts nothing
-        if credentials is not None:
-            raise NotImplementedError("channel credentials are not available in this version of grpcpy")
+        self._credentials = credentials
+        self._has_call_credentials = bool(credentials is not None and credentials._call_credentials)
+        self._tls = credentials is not None and credentials.is_tls
+        self._scheme = "https" if self._tls else "http"
+        self._server_hostname = self._options.raw.get("grpc.ssl_target_name_override") or _host_of(self._authority)
 
     # -- multicallables ------------------------------------------------------
 
@@ -297,14 +312,33 @@ class Channel:
         factory = lambda: _ClientProtocol(self, sub_id)  # noqa: E731
         try:
             timeout = max(0.0, deadline - loop.time())
+            refusal = _credentials.local_refusal(self._credentials, address)
+            if refusal:
+                raise OSError(refusal)
+            tls = {}
+            if self._tls:
+                tls = {"ssl": self._credentials.client_context(), "server_hostname": self._server_hostname,
+                       "ssl_handshake_timeout": max(timeout, 0.001)}
             if address.family == "unix":
-                coro = loop.create_unix_connection(factory, address.path)
+                coro = loop.create_unix_connection(factory, address.path, **tls)
             else:
-                coro = loop.create_connection(factory, address.host, address.port)
-            _, proto = await asyncio.wait_for(coro, timeout)
+                coro = loop.create_connection(factory, address.host, address.port, **tls)
+            transport, proto = await asyncio.wait_for(coro, timeout)
+            if self._tls:
+                problem = _credentials.check_alpn(transport.get_extra_info("ssl_object"))
+                if problem:
+                    transport.close()
+                    raise OSError(problem)
+            try:
+                await asyncio.wait_for(asyncio.shield(proto.handshake), max(0.0, deadline - loop.time()))
+            except (ConnectionError, asyncio.TimeoutError):
+                proto._reported = True
+                transport.abort()
+                raise OSError("no HTTP/2 preface from the server (is it a gRPC server on this port, "
+                              "with the same transport security?)") from None
         except asyncio.CancelledError:
             raise
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
             if not self._closed:
                 self._plane.connect_failed(loop.time(), sub_id, "failed to connect to %s: %s" % (address, exc or "timeout"))
                 self._drive()
@@ -327,3 +361,16 @@ class Channel:
 def insecure_channel(target, options=None, compression=None, interceptors=None):
     """A grpcpy.aio channel without transport security (grpc.aio.insecure_channel)."""
     return Channel(target, options, None, compression, interceptors)
+
+
+def secure_channel(target, credentials, options=None, compression=None, interceptors=None):
+    """A grpcpy.aio channel with channel credentials (grpc.aio.secure_channel)."""
+    if credentials is None:
+        raise TypeError("secure_channel needs channel credentials")
+    return Channel(target, options, credentials, compression, interceptors)
+
+
+def _host_of(authority):
+    if authority.startswith("["):
+        return authority[1:].split("]", 1)[0]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority

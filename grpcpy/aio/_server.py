@@ -13,7 +13,7 @@ import inspect
 import logging
 import socket
 
-from grpcpy import _cext, _types
+from grpcpy import _cext, _credentials, _types
 from grpcpy._options import ServerOptions, bind_sockets
 from grpcpy.aio._base import EOF, AbortError, Metadata, UsageError
 from grpcpy.aio._conn import (CE_CALL_ENDED, CE_CALL_STARTED, CE_HALF_CLOSED, CE_MESSAGE,
@@ -31,8 +31,23 @@ class _ServerProtocol(AioConnection):
                                       opts.max_send_message_length, opts.compression)
         super().__init__(core, server._loop)
         self.server = server
+        self.auth_context = {}
+        self.local = False
 
     def connection_made(self, transport):
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            problem = _credentials.check_alpn(ssl_object)
+            if problem:
+                # a TLS client that does not speak h2: refuse the connection
+                _LOGGER.info("closing connection from %s: %s", transport.get_extra_info("peername"), problem)
+                transport.abort()
+                return
+            self.auth_context = _credentials.tls_auth_context(ssl_object)
+        elif self.local:
+            self.auth_context = _credentials.local_auth_context()
+        else:
+            self.auth_context = _credentials.insecure_auth_context()
         super().connection_made(transport)
         self.server._connections.add(self)
 
@@ -238,13 +253,13 @@ class ServicerContext:
         return self._proto.peer
 
     def peer_identities(self):
-        return None
+        return _credentials.peer_identities(self._proto.auth_context)
 
     def peer_identity_key(self):
-        return None
+        return _credentials.peer_identity_key(self._proto.auth_context)
 
     def auth_context(self):
-        return {}
+        return dict(self._proto.auth_context)
 
     def time_remaining(self):
         deadline = self._call.deadline
@@ -332,11 +347,16 @@ class Server:
         if self._state != "new":
             raise UsageError("ports must be added before the server starts")
         port, socks = bind_sockets(address, self._options)
-        self._sockets.extend(socks)
+        self._sockets.extend((sock, None) for sock in socks)
         return port
 
     def add_secure_port(self, address, server_credentials):
-        raise NotImplementedError("TLS ports are not available in this version of grpcpy")
+        """A port with transport security (TLS/mTLS, or local credentials)."""
+        if self._state != "new":
+            raise UsageError("ports must be added before the server starts")
+        port, socks = bind_sockets(address, self._options)
+        self._sockets.extend((sock, server_credentials) for sock in socks)
+        return port
 
     # -- life cycle --------------------------------------------------------------
 
@@ -349,12 +369,21 @@ class Server:
         if self._stopped is None:
             self._stopped = self._loop.create_future()
         self._state = "started"
-        factory = lambda: _ServerProtocol(self)  # noqa: E731
-        for sock in self._sockets:
+        for sock, creds in self._sockets:
+            tls = {}
+            local = creds is not None and creds._kind == "local"
+            if creds is not None and creds.is_tls:
+                tls = {"ssl": creds.server_context(), "ssl_handshake_timeout": 10.0}
+
+            def factory(local=local):
+                proto = _ServerProtocol(self)
+                proto.local = local
+                return proto
+
             if sock.family == getattr(socket, "AF_UNIX", None):
-                listener = await self._loop.create_unix_server(factory, sock=sock)
+                listener = await self._loop.create_unix_server(factory, sock=sock, **tls)
             else:
-                listener = await self._loop.create_server(factory, sock=sock)
+                listener = await self._loop.create_server(factory, sock=sock, **tls)
             self._listeners.append(listener)
         self._sockets = []
 
@@ -363,7 +392,7 @@ class Server:
         (None: cancel them now); then close every connection."""
         if self._state == "new":
             self._state = "stopped"
-            for sock in self._sockets:
+            for sock, _ in self._sockets:
                 sock.close()
             self._sockets = []
             if self._stopped is not None and not self._stopped.done():
@@ -409,7 +438,7 @@ class Server:
         return False
 
     def __del__(self):
-        for sock in getattr(self, "_sockets", ()):
+        for sock, _ in getattr(self, "_sockets", ()):
             sock.close()
 
     # -- calls ---------------------------------------------------------------------
