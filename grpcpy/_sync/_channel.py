@@ -224,27 +224,30 @@ class _Call:
                         return
                 if self._cond is not None:
                     self._close_send()
-            except Exception as exc:  # the application's iterator raised
+            except Exception:  # the application's iterator raised
                 _LOGGER.exception("Exception iterating requests!")
-                self._cancel(StatusCode.UNKNOWN, "Exception iterating requests! %r" % (exc,))
+                # grpcio's status for this case; the call was not cancelled
+                # by the application, so it fails as an RpcError
+                self._cancel(StatusCode.UNKNOWN, "Exception iterating requests!", by_application=False)
         if self._cond is None:
             return
         threading.Thread(target=pump, name="grpcpy-requests", daemon=True).start()
 
-    def _cancel(self, code=StatusCode.CANCELLED, details="Locally cancelled by application!"):
+    def _cancel(self, code=StatusCode.CANCELLED, details="Locally cancelled by application!",
+                by_application=True):
         conn = self._conn
         if conn is None:
             if self._done_event.is_set():
                 return False
-            self._cancelled = True
+            self._cancelled = by_application
             self._fail(code, details)
             return True
         with conn.lock:
             if self._done_event.is_set():
                 return False
-            self._cancelled = True
-            conn.core.cancel_call(self._core_call)
-            conn.after_action_locked()
+            self._cancelled = by_application
+            # the status is ours: settle it before the core reports the
+            # reset, so its CANCELLED never replaces the code we were given
             self._code = code
             self._details = details
             if self._trailing_metadata is None:
@@ -253,6 +256,8 @@ class _Call:
                 self._initial_metadata = ()
             self._cond.notify_all()
             self._set_done()
+            conn.core.cancel_call(self._core_call)
+            conn.after_action_locked()
         return True
 
     def _debug_string(self):
@@ -395,6 +400,8 @@ class _UnaryFuture(_CallView, _types.Future):
     def traceback(self, timeout=None):
         if not self._state._wait_done(timeout):
             raise _types.FutureTimeoutError()
+        if self.cancelled():
+            raise _types.FutureCancelledError()
         try:
             self._get()
         except _types.RpcError:
