@@ -796,6 +796,11 @@ class Channel(_types.Channel):
                 return
             self._connections[sub_id] = conn
             self._plane.connect_succeeded(monotonic(), sub_id)
+            if conn.closed:
+                # lost before it was registered (e.g. reset by a server
+                # that is going away): its report found nothing to remove
+                del self._connections[sub_id]
+                self._plane.connection_lost(monotonic(), sub_id)
             self._drive_locked()
 
     def _subchannel_lost(self, conn):
