@@ -33,6 +33,7 @@ CE_WRITE_READY = _cext.CE_WRITE_READY
 Metadatum = _types.Metadatum
 _EOF = object()
 monotonic = time.monotonic
+_NO_DEADLINE = float(2 ** 63 - 1)
 
 
 class _Abort(Exception):
@@ -256,7 +257,9 @@ class ServicerContext(_types.ServicerContext):
     def time_remaining(self):
         deadline = self._call.deadline
         if deadline == float("inf"):
-            return None
+            # grpcio: a finite, enormous number (its infinite deadline is the
+            # largest 64-bit count of seconds), so min()/arithmetic still work
+            return _NO_DEADLINE - time.time()
         return max(0.0, deadline - monotonic())
 
     def cancel(self):
