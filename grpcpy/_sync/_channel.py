@@ -590,6 +590,7 @@ class Channel(_types.Channel):
         self._timer_at = _INF
         self._subscribers = []
         self._last_published = None
+        self._notifier = _Notifier()
 
     # -- multicallables --------------------------------------------------------------
 
@@ -610,11 +611,12 @@ class Channel(_types.Channel):
     def subscribe(self, callback, try_to_connect=False):
         with self._lock:
             self._subscribers.append(callback)
-            state = _STATES[self._plane.state]
+            # the current state first, then every change, in order (one
+            # delivery thread per channel, as grpcio)
+            self._notifier.post(callback, _STATES[self._plane.state])
             if try_to_connect and not self._closed:
                 self._plane.request_connection(monotonic())
                 self._drive_locked()
-        threading.Thread(target=_safe_call, args=(callback, state), daemon=True).start()
 
     def unsubscribe(self, callback):
         with self._lock:
@@ -635,6 +637,15 @@ class Channel(_types.Channel):
             if self._closed:
                 return
             self._closed = True
+            # calls in flight end CANCELLED "Channel closed!" (grpcio), before
+            # the plane's shutdown closes their connections
+            for conn in self._connections.values():
+                with conn.lock:
+                    if not conn.closed:
+                        for stream in list(conn.core.streams.values()):
+                            if stream.call is not None:
+                                conn.core.cancel_call(stream.call, "Channel closed!")
+                        conn.after_action_locked()
             self._plane.shutdown()
             self._drive_locked()
             connections = list(self._connections.values())
@@ -642,13 +653,8 @@ class Channel(_types.Channel):
             if self._timer is not None:
                 self._timer.cancel()
             self._changed.notify_all()
+            self._notifier.stop()
         for conn in connections:
-            with conn.lock:
-                if not conn.closed:
-                    for stream in list(conn.core.streams.values()):
-                        if stream.call is not None:
-                            conn.core.cancel_call(stream.call)
-                    conn.after_action_locked()
             conn.close()
 
     def __enter__(self):
@@ -730,8 +736,8 @@ class Channel(_types.Channel):
             state = _STATES[plane.state]
             if self._subscribers and state != self._last_published:
                 self._last_published = state
-                for callback in list(self._subscribers):
-                    threading.Thread(target=_safe_call, args=(callback, state), daemon=True).start()
+                for callback in self._subscribers:
+                    self._notifier.post(callback, state)
         when = plane.next_timer()
         if when < self._timer_at:
             if self._timer is not None:
@@ -810,6 +816,41 @@ class Channel(_types.Channel):
                 if not self._closed:
                     self._plane.connection_lost(monotonic(), conn.sub_id)
                     self._drive_locked()
+
+
+class _Notifier:
+    """Delivers connectivity callbacks in order on one thread, started when
+    there is something to deliver and gone when there is not."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._queue = collections.deque()
+        self._running = False
+        self._stopped = False
+
+    def post(self, callback, state):
+        with self._lock:
+            if self._stopped:
+                return
+            self._queue.append((callback, state))
+            if self._running:
+                return
+            self._running = True
+        threading.Thread(target=self._deliver, name="grpcpy-connectivity", daemon=True).start()
+
+    def stop(self):
+        with self._lock:
+            self._stopped = True
+            self._queue.clear()
+
+    def _deliver(self):
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._running = False
+                    return
+                callback, state = self._queue.popleft()
+            _safe_call(callback, state)
 
 
 def _safe_call(callback, state):
