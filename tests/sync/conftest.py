@@ -19,7 +19,6 @@ import grpcpy
 
 IMPLS = {"grpcio": grpc, "grpcpy": grpcpy}
 IMPL_IDS = list(IMPLS)
-RPC_ERRORS = (grpc.RpcError, grpcpy.RpcError)
 SERVICE = "t.S"
 
 

@@ -5,12 +5,11 @@ import queue
 import threading
 import types
 
-import grpc
 import pytest
 
 import grpcpy
 
-from .conftest import RPC_ERRORS, path
+from .conftest import path
 
 
 @pytest.fixture
