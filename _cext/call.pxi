@@ -1242,6 +1242,26 @@ cdef class ServerConnection(GrpcConnection):
         self.send_headers(call.stream_id, headers, True)
         return 0
 
+    cpdef list cancel_all_calls(self, str reason="Cancelling all calls"):
+        """A server stopping without (or past its) grace, as gRPC servers do
+        it: every call in flight ends UNAVAILABLE with the reason (as
+        trailers, so clients report exactly that), then GOAWAY with
+        INTERNAL_ERROR and the reason as debug data; the connection is
+        closed. Returns the events."""
+        cdef H2Stream s
+        if not self.closed:
+            for s in list(self.streams.values()):
+                if s.call is not None and (<_Call>s.call).state != CS_DONE:
+                    self.send_status(<ServerCall>s.call, SC_UNAVAILABLE, reason)
+            self.close_connection(ERR_INTERNAL_ERROR, reason.encode("utf-8", "replace"))
+        return self.connection_lost(reason)
+
+    cpdef bint cancel_by_application(self, ServerCall call):
+        """The application cancels a call it serves (ServicerContext.cancel):
+        the client gets status CANCELLED as trailers, as gRPC servers send
+        it, and a reset if it is still sending."""
+        return self.send_status(call, SC_CANCELLED, "CANCELLED")
+
     cpdef cancel_call(self, ServerCall call):
         """The application aborts the call without a status: RST_STREAM."""
         if call.state == CS_DONE:

@@ -224,27 +224,30 @@ class _Call:
                         return
                 if self._cond is not None:
                     self._close_send()
-            except Exception as exc:  # the application's iterator raised
+            except Exception:  # the application's iterator raised
                 _LOGGER.exception("Exception iterating requests!")
-                self._cancel(StatusCode.UNKNOWN, "Exception iterating requests! %r" % (exc,))
+                # grpcio's status for this case; the call was not cancelled
+                # by the application, so it fails as an RpcError
+                self._cancel(StatusCode.UNKNOWN, "Exception iterating requests!", by_application=False)
         if self._cond is None:
             return
         threading.Thread(target=pump, name="grpcpy-requests", daemon=True).start()
 
-    def _cancel(self, code=StatusCode.CANCELLED, details="Locally cancelled by application!"):
+    def _cancel(self, code=StatusCode.CANCELLED, details="Locally cancelled by application!",
+                by_application=True):
         conn = self._conn
         if conn is None:
             if self._done_event.is_set():
                 return False
-            self._cancelled = True
+            self._cancelled = by_application
             self._fail(code, details)
             return True
         with conn.lock:
             if self._done_event.is_set():
                 return False
-            self._cancelled = True
-            conn.core.cancel_call(self._core_call)
-            conn.after_action_locked()
+            self._cancelled = by_application
+            # the status is ours: settle it before the core reports the
+            # reset, so its CANCELLED never replaces the code we were given
             self._code = code
             self._details = details
             if self._trailing_metadata is None:
@@ -253,6 +256,8 @@ class _Call:
                 self._initial_metadata = ()
             self._cond.notify_all()
             self._set_done()
+            conn.core.cancel_call(self._core_call)
+            conn.after_action_locked()
         return True
 
     def _debug_string(self):
@@ -395,6 +400,8 @@ class _UnaryFuture(_CallView, _types.Future):
     def traceback(self, timeout=None):
         if not self._state._wait_done(timeout):
             raise _types.FutureTimeoutError()
+        if self.cancelled():
+            raise _types.FutureCancelledError()
         try:
             self._get()
         except _types.RpcError:
@@ -583,6 +590,7 @@ class Channel(_types.Channel):
         self._timer_at = _INF
         self._subscribers = []
         self._last_published = None
+        self._notifier = _Notifier()
 
     # -- multicallables --------------------------------------------------------------
 
@@ -603,11 +611,12 @@ class Channel(_types.Channel):
     def subscribe(self, callback, try_to_connect=False):
         with self._lock:
             self._subscribers.append(callback)
-            state = _STATES[self._plane.state]
+            # the current state first, then every change, in order (one
+            # delivery thread per channel, as grpcio)
+            self._notifier.post(callback, _STATES[self._plane.state])
             if try_to_connect and not self._closed:
                 self._plane.request_connection(monotonic())
                 self._drive_locked()
-        threading.Thread(target=_safe_call, args=(callback, state), daemon=True).start()
 
     def unsubscribe(self, callback):
         with self._lock:
@@ -628,6 +637,15 @@ class Channel(_types.Channel):
             if self._closed:
                 return
             self._closed = True
+            # calls in flight end CANCELLED "Channel closed!" (grpcio), before
+            # the plane's shutdown closes their connections
+            for conn in self._connections.values():
+                with conn.lock:
+                    if not conn.closed:
+                        for stream in list(conn.core.streams.values()):
+                            if stream.call is not None:
+                                conn.core.cancel_call(stream.call, "Channel closed!")
+                        conn.after_action_locked()
             self._plane.shutdown()
             self._drive_locked()
             connections = list(self._connections.values())
@@ -635,13 +653,8 @@ class Channel(_types.Channel):
             if self._timer is not None:
                 self._timer.cancel()
             self._changed.notify_all()
+            self._notifier.stop()
         for conn in connections:
-            with conn.lock:
-                if not conn.closed:
-                    for stream in list(conn.core.streams.values()):
-                        if stream.call is not None:
-                            conn.core.cancel_call(stream.call)
-                    conn.after_action_locked()
             conn.close()
 
     def __enter__(self):
@@ -723,8 +736,8 @@ class Channel(_types.Channel):
             state = _STATES[plane.state]
             if self._subscribers and state != self._last_published:
                 self._last_published = state
-                for callback in list(self._subscribers):
-                    threading.Thread(target=_safe_call, args=(callback, state), daemon=True).start()
+                for callback in self._subscribers:
+                    self._notifier.post(callback, state)
         when = plane.next_timer()
         if when < self._timer_at:
             if self._timer is not None:
@@ -789,6 +802,11 @@ class Channel(_types.Channel):
                 return
             self._connections[sub_id] = conn
             self._plane.connect_succeeded(monotonic(), sub_id)
+            if conn.closed:
+                # lost before it was registered (e.g. reset by a server
+                # that is going away): its report found nothing to remove
+                del self._connections[sub_id]
+                self._plane.connection_lost(monotonic(), sub_id)
             self._drive_locked()
 
     def _subchannel_lost(self, conn):
@@ -798,6 +816,41 @@ class Channel(_types.Channel):
                 if not self._closed:
                     self._plane.connection_lost(monotonic(), conn.sub_id)
                     self._drive_locked()
+
+
+class _Notifier:
+    """Delivers connectivity callbacks in order on one thread, started when
+    there is something to deliver and gone when there is not."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._queue = collections.deque()
+        self._running = False
+        self._stopped = False
+
+    def post(self, callback, state):
+        with self._lock:
+            if self._stopped:
+                return
+            self._queue.append((callback, state))
+            if self._running:
+                return
+            self._running = True
+        threading.Thread(target=self._deliver, name="grpcpy-connectivity", daemon=True).start()
+
+    def stop(self):
+        with self._lock:
+            self._stopped = True
+            self._queue.clear()
+
+    def _deliver(self):
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._running = False
+                    return
+                callback, state = self._queue.popleft()
+            _safe_call(callback, state)
 
 
 def _safe_call(callback, state):

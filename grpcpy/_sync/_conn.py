@@ -201,12 +201,15 @@ class SyncConnection:
     def writable_locked(self):
         """Hook: the socket has taken all queued output."""
 
-    def _fail_locked(self, reason):
+    def _fail_locked(self, reason, linger=False):
         self.closed = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        if linger:
+            _linger_close(self.sock)
+        else:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
         events = self.core.connection_lost(reason)
         if events:
             self.dispatch(events)
@@ -242,7 +245,7 @@ class SyncConnection:
                     self.sock.sendall(self._outbuf)
                 except OSError:
                     pass
-            self._fail_locked("connection closed locally")
+            self._fail_locked("connection closed locally", linger=True)
 
     # -- hooks for the owners ---------------------------------------------------------
 
@@ -251,6 +254,36 @@ class SyncConnection:
 
     def lost_locked(self):
         """Hook: the connection is gone (called with the lock held)."""
+
+
+def _linger_close(sock, timeout=1.0):
+    """Close after the peer has read what we sent: half-close, then discard
+    what it still sends until it closes too (or `timeout` passes). Closing
+    with unread input makes the kernel reset the connection, and a reset
+    can destroy our last frames (a GOAWAY) before the peer reads them."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        sock.close()
+        return
+
+    def drain():
+        deadline = monotonic() + timeout
+        try:
+            sock.setblocking(True)
+            while True:
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    break
+                sock.settimeout(remaining)
+                if not sock.recv(_RECV_SIZE):
+                    break
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    threading.Thread(target=drain, name="grpcpy-linger", daemon=True).start()
 
 
 def format_peer(sock):

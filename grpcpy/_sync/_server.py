@@ -33,10 +33,31 @@ CE_WRITE_READY = _cext.CE_WRITE_READY
 Metadatum = _types.Metadatum
 _EOF = object()
 monotonic = time.monotonic
+_NO_DEADLINE = float(2 ** 63 - 1)
 
 
 class _Abort(Exception):
     """Raised by context.abort(); ends the handler with the chosen status."""
+
+
+class _Fail(Exception):
+    """A call ends with a status the server chose (e.g. a message that
+    cannot be (de)serialized), as grpcio ends it."""
+
+    def __init__(self, code, details):
+        Exception.__init__(self, details)
+        self.code = code
+        self.details = details
+
+
+def _deserialize(deserializer, raw):
+    if deserializer is None:
+        return raw
+    try:
+        return deserializer(raw)
+    except Exception:
+        _LOGGER.exception("Exception deserializing request!")
+        raise _Fail(_types.StatusCode.INTERNAL, "Exception deserializing request!")
 
 
 class _ServerConnection(SyncConnection):
@@ -133,13 +154,18 @@ class ServicerContext(_types.ServicerContext):
             raw = self._read_raw()
             if raw is _EOF:
                 return
-            yield raw if deserializer is None else deserializer(raw)
+            try:
+                request = _deserialize(deserializer, raw)
+            except _Fail as fail:
+                # the handler sees the call end, as with grpcio
+                self._finish(fail.code, fail.details)
+                return
+            yield request
 
     # -- responses -------------------------------------------------------------------
 
     def _write(self, message):
-        serializer = self._handler.response_serializer
-        payload = message if serializer is None else serializer(message)
+        payload = _serialize(self._handler.response_serializer, message)
         with self._cond:
             if self._finished:
                 return False
@@ -198,9 +224,10 @@ class ServicerContext(_types.ServicerContext):
         return self._trailing
 
     def abort(self, code, details):
-        if code == _types.StatusCode.OK:
+        if _types.status_number(code) == 0:
             _LOGGER.error("abort() called with StatusCode.OK; returning UNKNOWN")
             code = _types.StatusCode.UNKNOWN
+            details = ""
         self._code = code
         self._details = details
         raise _Abort()
@@ -230,16 +257,18 @@ class ServicerContext(_types.ServicerContext):
     def time_remaining(self):
         deadline = self._call.deadline
         if deadline == float("inf"):
-            return None
+            # grpcio: a finite, enormous number (its infinite deadline is the
+            # largest 64-bit count of seconds), so min()/arithmetic still work
+            return _NO_DEADLINE - time.time()
         return max(0.0, deadline - monotonic())
 
     def cancel(self):
         with self._cond:
             if self._finished:
                 return
-            self._core.cancel_call(self._call)
+            self._core.cancel_by_application(self._call)
             self._conn.after_action_locked()
-            self._on_end(_cext.SC_CANCELLED, "cancelled by the server")
+            self._on_end(_cext.SC_CANCELLED, "CANCELLED")
 
     def add_callback(self, callback):
         with self._cond:
@@ -258,9 +287,16 @@ def _run_callbacks(callbacks):
 
 
 def _serialize(serializer, message):
-    if serializer is None:
-        return b"" if message is None else message
-    return serializer(message)
+    # grpcio: a response that cannot be serialized (None included, e.g. a
+    # handler that forgot to return) ends the call INTERNAL
+    try:
+        payload = message if serializer is None else serializer(message)
+    except Exception:
+        _LOGGER.exception("Exception serializing message!")
+        payload = None
+    if payload is None:
+        raise _Fail(_types.StatusCode.INTERNAL, "Failed to serialize response!")
+    return payload
 
 
 class Server:
@@ -312,7 +348,7 @@ class Server:
 
     def start(self):
         if self._state != "new":
-            raise RuntimeError("the server was already started")
+            raise ValueError("Cannot start already-started server!")
         self._state = "started"
         for sock in self._sockets:
             sock.setblocking(True)
@@ -359,6 +395,13 @@ class Server:
                 return self._stopped
             self._state = "stopping"
             connections = list(self._connections)
+            # stop listening now: new connections are refused, not left in
+            # the backlog (the accept threads notice and close the sockets)
+            for sock in self._sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         for conn in connections:
             with conn.lock:
                 if not conn.closed:
@@ -379,12 +422,16 @@ class Server:
                     time.sleep(0.01)
                 finally:
                     self._lock.acquire()
-            remaining = list(self._active)
-        for ctx in remaining:
-            ctx.cancel()
-        with self._lock:
             connections = list(self._connections)
         for conn in connections:
+            # calls still running (and calls queued for a worker) are
+            # cancelled with the connection, as grpcio's server does it
+            with conn.lock:
+                if not conn.closed:
+                    events = conn.core.cancel_all_calls()
+                    if events:
+                        conn.dispatch(events)
+                    conn.flush_locked()
             conn.close()
         with self._lock:
             self._state = "stopped"
@@ -471,17 +518,27 @@ class Server:
             self._invoke(ctx, handler)
         except _Abort:
             ctx._finish(ctx._code or _types.StatusCode.UNKNOWN, ctx._details)
+        except _Fail as fail:
+            ctx._finish(fail.code, fail.details)
+        except _IteratingResponses as wrapped:
+            self._handler_failed(ctx, wrapped.__cause__, "Exception iterating responses: %s")
         except Exception as exc:
-            if not ctx._finished:
-                _LOGGER.exception("Exception calling application: %s", exc)
-                if ctx._code is not None and _types.status_number(ctx._code) != 0:
-                    ctx._finish(ctx._code, ctx._details)
-                else:
-                    ctx._finish(_types.StatusCode.UNKNOWN, "Exception calling application: %s" % (exc,))
+            self._handler_failed(ctx, exc, "Exception calling application: %s")
         finally:
             with self._lock:
                 self._busy -= 1
                 self._active.discard(ctx)
+
+    @staticmethod
+    def _handler_failed(ctx, exc, template):
+        if ctx._finished:
+            return
+        _LOGGER.error(template, exc, exc_info=exc)
+        if ctx._code is not None and _types.status_number(ctx._code) != 0:
+            # the handler chose a status before raising: it stands (grpcio)
+            ctx._finish(ctx._code, ctx._details)
+        else:
+            ctx._finish(_types.StatusCode.UNKNOWN, template % (exc,))
 
     def _invoke(self, ctx, handler):
         if handler.request_streaming:
@@ -492,8 +549,7 @@ class Server:
                 if not ctx._finished:
                     ctx._finish(_types.StatusCode.INTERNAL, "Expected one request message, got none")
                 return
-            deserializer = handler.request_deserializer
-            request = raw if deserializer is None else deserializer(raw)
+            request = _deserialize(handler.request_deserializer, raw)
         if not handler.response_streaming:
             behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
             response = behavior(request, ctx)
@@ -510,11 +566,24 @@ class Server:
         behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
         responses = behavior(request, ctx)
         if responses is not None:
-            for response in responses:
+            iterator = iter(responses)
+            while True:
+                try:
+                    response = next(iterator)
+                except StopIteration:
+                    break
+                except (_Abort, _Fail):
+                    raise
+                except Exception as exc:
+                    raise _IteratingResponses() from exc
                 if not ctx._write(response):
                     break
         if not ctx._finished:
             ctx._finish(ctx._code if ctx._code is not None else _types.StatusCode.OK, ctx._details)
+
+
+class _IteratingResponses(Exception):
+    """The handler's response iterator raised (its exception is the cause)."""
 
 
 def _bind(interceptor, continuation):
