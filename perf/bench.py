@@ -276,6 +276,15 @@ class Implementation:
             if peer is not None:
                 peer.stop()
 
+    def reset(self):
+        """After a failed sample: kill both processes (either may be the hung
+        one); the next sample starts them afresh."""
+        for peer in (self.client, self.server):
+            if peer is not None:
+                peer.kill()
+                peer.stop()
+        self.client = self.server = None
+
 
 class Bench:
     def __init__(self, args, profile, logdir):
@@ -495,12 +504,12 @@ def main(argv=None):
                         res = {"error": str(exc)}
                         shown = "FAILED: " + str(exc)[:300]
                         failures.append({"round": rnd + 1, "scenario": scenario, "impl": name, "error": str(exc)})
-                        if impl.client is not None and impl.client.alive() and "timed out" in str(exc):
-                            impl.client.kill()
+                        impl.reset()
                     except Exception as exc:  # a harness-side surprise is still one failed sample
                         res = {"error": "%s: %s" % (type(exc).__name__, exc)}
                         shown = "FAILED: " + res["error"][:300]
                         failures.append({"round": rnd + 1, "scenario": scenario, "impl": name, "error": res["error"]})
+                        impl.reset()
                     samples[scenario][name].append(res)
                     out("round %d  %-8s %-19s %5.1fs  %s" % (rnd + 1, scenario, name, time.perf_counter() - t0, shown))
     except KeyboardInterrupt:
@@ -549,7 +558,7 @@ def main(argv=None):
     out("\n## results: median (min–max) of %d rounds; %s s samples" % (profile["rounds"], profile["duration"]))
     out("grpcpy %s (%s), Python %s, grpcio %s, grpclib %s, uvloop %s; event loops: %s" % (
         vers["grpcpy"], vers["grpcpy_commit"], vers["python"], vers["grpcio"], vers["grpclib"], vers["uvloop"],
-        ", ".join("%s %s" % (n, l["client"]) for n, l in loops.items() if l["client"])))
+        ", ".join("%s %s" % (n, l["client"] or "threads") for n, l in loops.items())))
     out("")
     out(table(["figure"] + impls, [[FIGURE[k][2]] + [cell(k, n) for n in impls] for k in figures]))
     out("\nratios of medians, as times better for grpcpy (throughput: grpcpy/peer; latency, CPU: peer/grpcpy)\n")
