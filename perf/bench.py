@@ -1,7 +1,7 @@
 """End-to-end benchmark: every scenario for every implementation, in one run.
 
     pip install -e '.[perf]' && apt-get install -y nghttp2-client
-    python perf/bench.py                  # full run, about 8 minutes on 2 cores
+    python perf/bench.py                  # full run, about 7 minutes on 2 cores
     python perf/bench.py --quick          # smoke run, about a minute
     python perf/bench.py --only grpcpy-aio-uvloop,grpcio-aio,unary,stream
 
@@ -145,7 +145,7 @@ GOALS = (
 PROFILES = {
     # duration: seconds per timed sample; stream: messages; cpu: calls;
     # warmup: calls before a timed sample
-    "full": {"rounds": 3, "duration": 1.5, "stream": 100000, "cpu": 10000, "warmup": 200},
+    "full": {"rounds": 5, "duration": 1.0, "stream": 100000, "cpu": 10000, "warmup": 200},
     "quick": {"rounds": 2, "duration": 0.25, "stream": 10000, "cpu": 1000, "warmup": 50},
 }
 
@@ -438,8 +438,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="smoke run of about a minute (2 short rounds, no "
                                                          "codec/core benchmarks)")
     ap.add_argument("--only", default="", help="comma-separated implementations and/or scenarios to run")
-    ap.add_argument("--rounds", type=int, help="rounds (default 3; --quick 2)")
-    ap.add_argument("--duration", type=float, help="seconds per timed sample (default 1.5; --quick 0.25)")
+    ap.add_argument("--rounds", type=int, help="rounds (default 5; --quick 2)")
+    ap.add_argument("--duration", type=float, help="seconds per timed sample (default 1.0; --quick 0.25)")
     ap.add_argument("--skip-micro", action="store_true", help="do not run codec_bench/core_bench")
     ap.add_argument("--no-save", action="store_true", help="do not write perf/results/bench-*.json")
     args = ap.parse_args(argv)
