@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: compile debug annotate test bench clean
+.PHONY: compile debug annotate test bench bench-e2e clean
 
 compile:
 	$(PYTHON) setup.py build_ext --inplace
@@ -16,6 +16,9 @@ test: compile
 
 bench: compile
 	$(PYTHON) perf/codec_bench.py
+
+bench-e2e: compile
+	$(PYTHON) perf/bench.py
 
 clean:
 	rm -rf build grpcpy/*.so _cext/*.c _cext/*.html
