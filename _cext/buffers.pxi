@@ -282,6 +282,8 @@ cdef class BufferPool:
         return WriteBuffer(self._initial)
 
     cpdef release(self, WriteBuffer buf):
+        if buf is None:
+            raise TypeError("a WriteBuffer is required, not None")
         buf.clear()          # raises BufferError while a view is alive
         if len(self._free) < self._max_free:
             self._free.append(buf)

@@ -558,6 +558,8 @@ cdef class GrpcConnection(H2Connection):
     cpdef message_consumed(self, _Call call, int64_t wire_bytes):
         """The application took a message (CE_MESSAGE.value bytes): release
         the credit held back for it."""
+        if call is None:
+            raise TypeError("a call object is required, not None")
         call._queued_unconsumed -= wire_bytes
         if call._queued_unconsumed < 0:
             call._queued_unconsumed = 0
@@ -752,6 +754,8 @@ cdef class ClientConnection(GrpcConnection):
 
     cpdef send_message(self, ClientCall call, object payload):
         """Send one request message (serialized bytes)."""
+        if call is None:
+            raise TypeError("a call object is required, not None")
         cdef bytes wire
         if call.state == CS_DONE:
             return False
@@ -768,6 +772,8 @@ cdef class ClientConnection(GrpcConnection):
 
     cpdef send_unary(self, ClientCall call, object payload):
         """Send the only request message and END_STREAM in one go."""
+        if call is None:
+            raise TypeError("a call object is required, not None")
         cdef bytes wire
         if call.state == CS_DONE:
             return False
@@ -785,6 +791,8 @@ cdef class ClientConnection(GrpcConnection):
 
     cpdef close_send(self, ClientCall call):
         """The client has no more messages (half-close)."""
+        if call is None:
+            raise TypeError("a call object is required, not None")
         if call.state == CS_DONE:
             return
         if call.state == CS_WAITING:
@@ -795,6 +803,8 @@ cdef class ClientConnection(GrpcConnection):
     cpdef bint write_pending(self, ClientCall call):
         """True while sent messages are still queued for flow control; then
         a CE_WRITE_READY follows when they are written."""
+        if call is None:
+            raise TypeError("a call object is required, not None")
         if call._stream is None:
             return call.state == CS_WAITING and bool(call._waiting_out)
         if call._stream.pending_bytes > 0:
@@ -804,6 +814,8 @@ cdef class ClientConnection(GrpcConnection):
 
     cpdef cancel_call(self, ClientCall call, str details="Locally cancelled by application!"):
         """Cancel: RST_STREAM(CANCEL) and CANCELLED."""
+        if call is None:
+            raise TypeError("a call object is required, not None")
         if call.state == CS_DONE:
             return
         if call._stream is not None:
@@ -1168,9 +1180,13 @@ cdef class ServerConnection(GrpcConnection):
 
     cpdef accept_call(self, ServerCall call, object user):
         """Attach the facade's object; later events carry it."""
+        if call is None:
+            raise TypeError("a call object is required, not None")
         call.user = user
 
     cpdef send_initial_metadata(self, ServerCall call, object metadata=None):
+        if call is None:
+            raise TypeError("a call object is required, not None")
         cdef list headers
         if call.headers_sent or call.state == CS_DONE:
             return False
@@ -1185,6 +1201,8 @@ cdef class ServerConnection(GrpcConnection):
 
     cpdef set_compression(self, ServerCall call, str encoding):
         """Compress responses with `encoding` (before the headers are sent)."""
+        if call is None:
+            raise TypeError("a call object is required, not None")
         if call.headers_sent:
             return
         if encoding is None or encoding == "identity":
@@ -1195,6 +1213,8 @@ cdef class ServerConnection(GrpcConnection):
             self._choose_encoding(call, encoding)
 
     cpdef send_message(self, ServerCall call, object payload):
+        if call is None:
+            raise TypeError("a call object is required, not None")
         cdef bytes wire
         if call.state == CS_DONE:
             return False
@@ -1209,6 +1229,8 @@ cdef class ServerConnection(GrpcConnection):
         return True
 
     cpdef bint write_pending(self, ServerCall call):
+        if call is None:
+            raise TypeError("a call object is required, not None")
         if call._stream is not None and call._stream.pending_bytes > 0:
             self.want_drain(call.stream_id)
             return True
@@ -1217,6 +1239,8 @@ cdef class ServerConnection(GrpcConnection):
     cpdef send_status(self, ServerCall call, int code, str details="", object trailing_metadata=None):
         """End the call with a status (trailers, or trailers-only when no
         headers were sent)."""
+        if call is None:
+            raise TypeError("a call object is required, not None")
         if call.state == CS_DONE:
             return False
         self._send_status_headers(call, code, details, trailing_metadata)
@@ -1260,10 +1284,14 @@ cdef class ServerConnection(GrpcConnection):
         """The application cancels a call it serves (ServicerContext.cancel):
         the client gets status CANCELLED as trailers, as gRPC servers send
         it, and a reset if it is still sending."""
+        if call is None:
+            raise TypeError("a call object is required, not None")
         return self.send_status(call, SC_CANCELLED, "CANCELLED")
 
     cpdef cancel_call(self, ServerCall call):
         """The application aborts the call without a status: RST_STREAM."""
+        if call is None:
+            raise TypeError("a call object is required, not None")
         if call.state == CS_DONE:
             return
         if call._stream is not None:
