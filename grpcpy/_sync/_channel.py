@@ -8,11 +8,12 @@ connection's lock; the connection's I/O thread wakes them.
 import collections
 import logging
 import socket
+import ssl
 import sys
 import threading
 import time
 
-from grpcpy import _cext, _types
+from grpcpy import _cext, _credentials, _types
 from grpcpy import _channel_plane as plane_mod
 from grpcpy._options import ChannelOptions
 from grpcpy._sync._conn import SyncConnection
@@ -28,18 +29,21 @@ CE_CALL_ENDED = _cext.CE_CALL_ENDED
 CE_WRITE_READY = _cext.CE_WRITE_READY
 CE_GOAWAY = _cext.CE_GOAWAY
 CE_CONNECTION_CLOSED = _cext.CE_CONNECTION_CLOSED
+CE_CONNECTION_READY = _cext.CE_CONNECTION_READY
 
 
 class _ClientConnection(SyncConnection):
     def __init__(self, channel, sub_id, sock):
         opts = channel._options
-        core = _cext.ClientConnection(channel._authority.encode("ascii"), b"http", opts.h2_config(),
+        core = _cext.ClientConnection(channel._authority.encode("ascii"), channel._scheme.encode("ascii"),
+                                      opts.h2_config(),
                                       opts.max_receive_message_length, opts.max_send_message_length,
                                       opts.user_agent)
         super().__init__(core, sock, name="grpcpy-channel-io")
         self.channel = channel
         self.sub_id = sub_id
         self._reported = False
+        self.handshake = threading.Event()   # the server's HTTP/2 preface arrived
 
     def dispatch(self, events):
         for ev in events:
@@ -52,10 +56,13 @@ class _ClientConnection(SyncConnection):
                 ev.call._on_initial_metadata(ev.metadata)
             elif kind == CE_WRITE_READY:
                 ev.call._cond.notify_all()
+            elif kind == CE_CONNECTION_READY:
+                self.handshake.set()
             elif kind == CE_GOAWAY or kind == CE_CONNECTION_CLOSED:
                 self._report_lost()
 
     def lost_locked(self):
+        self.handshake.set()   # wake a connect waiting for the preface
         self._report_lost()
 
     def _report_lost(self):
@@ -93,6 +100,7 @@ class _Call:
         self._code = None
         self._details = None
         self._trailing_metadata = None
+        self._call_credentials = None
         self._done_event = threading.Event()
         self._callbacks = []
         self._cb_lock = threading.Lock()
@@ -103,6 +111,8 @@ class _Call:
     def _start(self, first_message=None, unary=False):
         """Put the call on a connection (waiting for one if needed), and send
         the request if it is a unary request."""
+        if not self._authenticate():
+            return
         conn = self._channel._get_connection(self)
         if conn is None:
             return
@@ -122,6 +132,39 @@ class _Call:
             if unary:
                 conn.core.send_unary(self._core_call, first_message)
             conn.after_action_locked()
+
+    def _authenticate(self):
+        """Run the call's metadata plugins (call credentials) in this
+        thread; False when the call failed instead."""
+        channel = self._channel
+        plugins, refusal = _credentials.call_plugins(channel._credentials, self._call_credentials)
+        if refusal is not None:
+            self._fail(*refusal)
+            return False
+        if not plugins:
+            return True
+        context = _credentials.auth_context_for(channel._scheme, channel._authority, self._method)
+        extra = []
+        for plugin in plugins:
+            answer = []
+            ready = threading.Event()
+
+            def done(metadata, error, answer=answer, ready=ready):
+                answer.append((metadata, error))
+                ready.set()
+
+            _credentials.run_plugin(plugin, context, done)
+            remaining = None if self._deadline is None else max(0.0, self._deadline - monotonic())
+            if not ready.wait(remaining):
+                self._fail(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+                return False
+            metadata, error = answer[0]
+            if error is not None:
+                self._fail(StatusCode.UNAVAILABLE, error)
+                return False
+            extra.extend(metadata)
+        self._metadata = tuple(self._metadata or ()) + tuple(extra)
+        return True
 
     def _fail(self, code, details):
         """The channel could not give the call a connection."""
@@ -492,36 +535,38 @@ class _MultiCallable:
         self._serializer = request_serializer
         self._deserializer = response_deserializer
 
-    def _state(self, timeout, metadata, wait_for_ready, compression):
+    def _state(self, timeout, metadata, wait_for_ready, compression, credentials=None):
         channel = self._channel
         if channel._closed:
             raise ValueError("Cannot invoke RPC on closed channel!")
-        return _Call(channel, self._method, self._serializer, self._deserializer, timeout, metadata,
-                     wait_for_ready, compression)
+        state = _Call(channel, self._method, self._serializer, self._deserializer, timeout, metadata,
+                      wait_for_ready, compression)
+        state._call_credentials = credentials
+        return state
 
 
 class UnaryUnaryMultiCallable(_MultiCallable, _types.UnaryUnaryMultiCallable):
-    def _invoke(self, request, timeout, metadata, wait_for_ready, compression):
-        state = self._state(timeout, metadata, wait_for_ready, compression)
+    def _invoke(self, request, timeout, metadata, wait_for_ready, compression, credentials=None):
+        state = self._state(timeout, metadata, wait_for_ready, compression, credentials)
         payload = request if self._serializer is None else self._serializer(request)
         state._start(payload, unary=True)
         return state
 
     def __call__(self, request, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
                  compression=None):
-        state = self._invoke(request, timeout, metadata, wait_for_ready, compression)
+        state = self._invoke(request, timeout, metadata, wait_for_ready, compression, credentials)
         state._wait_done()
         return _unary_response(state)
 
     def with_call(self, request, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
                   compression=None):
-        state = self._invoke(request, timeout, metadata, wait_for_ready, compression)
+        state = self._invoke(request, timeout, metadata, wait_for_ready, compression, credentials)
         state._wait_done()
         return _unary_response(state), _ResultCall(state)
 
     def future(self, request, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
                compression=None):
-        state = self._state(timeout, metadata, wait_for_ready, compression)
+        state = self._state(timeout, metadata, wait_for_ready, compression, credentials)
         payload = request if self._serializer is None else self._serializer(request)
         future = _UnaryFuture(state, lambda: _unary_response(state))
         threading.Thread(target=state._start, args=(payload, True), daemon=True).start() \
@@ -532,41 +577,41 @@ class UnaryUnaryMultiCallable(_MultiCallable, _types.UnaryUnaryMultiCallable):
 class UnaryStreamMultiCallable(_MultiCallable, _types.UnaryStreamMultiCallable):
     def __call__(self, request, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
                  compression=None):
-        state = self._state(timeout, metadata, wait_for_ready, compression)
+        state = self._state(timeout, metadata, wait_for_ready, compression, credentials)
         payload = request if self._serializer is None else self._serializer(request)
         state._start(payload, unary=True)
         return _Rendezvous(state)
 
 
 class StreamUnaryMultiCallable(_MultiCallable, _types.StreamUnaryMultiCallable):
-    def _invoke(self, request_iterator, timeout, metadata, wait_for_ready, compression):
-        state = self._state(timeout, metadata, wait_for_ready, compression)
+    def _invoke(self, request_iterator, timeout, metadata, wait_for_ready, compression, credentials=None):
+        state = self._state(timeout, metadata, wait_for_ready, compression, credentials)
         state._start()
         state._consume_requests(request_iterator)
         return state
 
     def __call__(self, request_iterator, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
                  compression=None):
-        state = self._invoke(request_iterator, timeout, metadata, wait_for_ready, compression)
+        state = self._invoke(request_iterator, timeout, metadata, wait_for_ready, compression, credentials)
         state._wait_done()
         return _unary_response(state)
 
     def with_call(self, request_iterator, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
                   compression=None):
-        state = self._invoke(request_iterator, timeout, metadata, wait_for_ready, compression)
+        state = self._invoke(request_iterator, timeout, metadata, wait_for_ready, compression, credentials)
         state._wait_done()
         return _unary_response(state), _ResultCall(state)
 
     def future(self, request_iterator, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
                compression=None):
-        state = self._invoke(request_iterator, timeout, metadata, wait_for_ready, compression)
+        state = self._invoke(request_iterator, timeout, metadata, wait_for_ready, compression, credentials)
         return _UnaryFuture(state, lambda: _unary_response(state))
 
 
 class StreamStreamMultiCallable(_MultiCallable, _types.StreamStreamMultiCallable):
     def __call__(self, request_iterator, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
                  compression=None):
-        state = self._state(timeout, metadata, wait_for_ready, compression)
+        state = self._state(timeout, metadata, wait_for_ready, compression, credentials)
         state._start()
         state._consume_requests(request_iterator)
         return _Rendezvous(state)
@@ -576,11 +621,14 @@ class Channel(_types.Channel):
     """grpc.Channel: thread-safe, shared by any number of threads."""
 
     def __init__(self, target, options=None, credentials=None, compression=None):
-        if credentials is not None:
-            raise NotImplementedError("channel credentials are not available in this version of grpcpy")
+        self._credentials = credentials
+        self._tls = credentials is not None and credentials.is_tls
+        self._scheme = "https" if self._tls else "http"
         self._options = ChannelOptions(options, compression)
         self._target = plane_mod.parse_target(target)
         self._authority = self._options.default_authority or self._target.authority
+        self._server_hostname = (self._options.raw.get("grpc.ssl_target_name_override")
+                                 or _host_of(self._authority))
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._plane = plane_mod.ChannelPlane(self._target, self._options.raw)
@@ -787,8 +835,22 @@ class Channel(_types.Channel):
                     sock.close()
                     raise
             else:
+                refusal = _credentials.local_refusal(self._credentials, address)
+                if refusal:
+                    raise OSError(refusal)
                 sock = socket.create_connection((address.host, address.port), timeout=timeout)
-        except OSError as exc:
+            if self._tls:
+                try:
+                    sock.settimeout(max(0.001, deadline - monotonic()))
+                    sock = self._credentials.client_context().wrap_socket(
+                        sock, server_hostname=self._server_hostname)
+                    problem = _credentials.check_alpn(sock)
+                    if problem:
+                        raise OSError(problem)
+                except (OSError, ssl.SSLError):
+                    sock.close()
+                    raise
+        except (OSError, ssl.SSLError) as exc:
             with self._lock:
                 if not self._closed:
                     self._plane.connect_failed(monotonic(), sub_id, "failed to connect to %s: %s" % (address, exc))
@@ -796,6 +858,17 @@ class Channel(_types.Channel):
             return
         conn = _ClientConnection(self, sub_id, sock)
         conn.start()
+        # established only once the server's HTTP/2 preface arrived
+        if not conn.handshake.wait(max(0.0, deadline - monotonic())) or conn.closed:
+            conn._reported = True
+            conn.close()
+            with self._lock:
+                if not self._closed:
+                    self._plane.connect_failed(monotonic(), sub_id, "failed to connect to %s: no HTTP/2 preface "
+                                               "from the server (is it a gRPC server on this port, with the same "
+                                               "transport security?)" % (address,))
+                    self._drive_locked()
+            return
         with self._lock:
             if self._closed:
                 conn.close()
@@ -858,6 +931,19 @@ def _safe_call(callback, state):
         callback(state)
     except Exception:
         _LOGGER.exception("connectivity callback raised")
+
+
+def secure_channel(target, credentials, options=None, compression=None):
+    """A channel with channel credentials: TLS, mTLS or local (grpc.secure_channel)."""
+    if credentials is None:
+        raise TypeError("secure_channel needs channel credentials")
+    return Channel(target, options, credentials, compression)
+
+
+def _host_of(authority):
+    if authority.startswith("["):
+        return authority[1:].split("]", 1)[0]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 
 def insecure_channel(target, options=None, compression=None):

@@ -24,12 +24,15 @@ No protocol rule lives here.
 import logging
 import select
 import socket
+import ssl
 import threading
 import time
 
 _LOGGER = logging.getLogger("grpcpy.sync")
 _INF = float("inf")
 _RECV_SIZE = 256 * 1024
+# "try again later" from a plain or a TLS socket
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 # Output queued beyond this makes writing threads wait for the socket.
 HIGH_WATER = 1 << 20
 
@@ -78,7 +81,7 @@ class SyncConnection:
             else:
                 try:
                     sent = self.sock.send(out)
-                except (BlockingIOError, InterruptedError):
+                except _WOULD_BLOCK:
                     sent = 0
                 except OSError:
                     self._fail_locked("send failed")
@@ -149,7 +152,12 @@ class SyncConnection:
                     elif ev & (select.POLLIN | select.POLLERR | select.POLLHUP):
                         try:
                             data = sock.recv(_RECV_SIZE)
-                        except (BlockingIOError, InterruptedError):
+                            # TLS: decrypted bytes may wait in OpenSSL with
+                            # nothing left on the socket for poll() to see
+                            pending = getattr(sock, "pending", None)
+                            while data and pending is not None and pending():
+                                data += sock.recv(_RECV_SIZE)
+                        except _WOULD_BLOCK:
                             data = None
                         except OSError as exc:
                             self._lost("connection lost: %s" % (exc,))
@@ -187,7 +195,7 @@ class SyncConnection:
                 return
             try:
                 sent = self.sock.send(self._outbuf)
-            except (BlockingIOError, InterruptedError):
+            except _WOULD_BLOCK:
                 return
             except OSError:
                 self._fail_locked("send failed")

@@ -16,10 +16,11 @@ with RESOURCE_EXHAUSTED.
 import collections
 import logging
 import socket
+import ssl
 import threading
 import time
 
-from grpcpy import _cext, _types
+from grpcpy import _cext, _credentials, _types
 from grpcpy._options import ServerOptions, bind_sockets
 from grpcpy._sync._conn import SyncConnection
 
@@ -67,6 +68,7 @@ class _ServerConnection(SyncConnection):
                                       opts.max_send_message_length, opts.compression)
         super().__init__(core, sock, name="grpcpy-server-io")
         self.server = server
+        self.auth_context = {}
 
     def dispatch(self, events):
         for ev in events:
@@ -197,13 +199,13 @@ class ServicerContext(_types.ServicerContext):
         return self._conn.peer
 
     def peer_identities(self):
-        return None
+        return _credentials.peer_identities(self._conn.auth_context)
 
     def peer_identity_key(self):
-        return None
+        return _credentials.peer_identity_key(self._conn.auth_context)
 
     def auth_context(self):
-        return {}
+        return dict(self._conn.auth_context)
 
     def set_compression(self, compression):
         with self._cond:
@@ -319,6 +321,7 @@ class Server:
         self._warned_at = 0.0
         self._connections = set()
         self._sockets = []
+        self._port_credentials = {}
         self._threads = []
         self._state = "new"
         self._stopped = threading.Event()
@@ -342,7 +345,14 @@ class Server:
         return port
 
     def add_secure_port(self, address, server_credentials):
-        raise NotImplementedError("TLS ports are not available in this version of grpcpy")
+        """A port with transport security (TLS/mTLS, or local credentials)."""
+        if self._state != "new":
+            raise RuntimeError("ports must be added before the server starts")
+        port, socks = bind_sockets(address, self._options)
+        self._sockets.extend(socks)
+        for sock in socks:
+            self._port_credentials[sock] = server_credentials
+        return port
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -353,11 +363,12 @@ class Server:
         for sock in self._sockets:
             sock.setblocking(True)
             sock.settimeout(0.2)   # to notice stop()
-            thread = threading.Thread(target=self._accept_loop, args=(sock,), name="grpcpy-accept", daemon=True)
+            thread = threading.Thread(target=self._accept_loop, args=(sock, self._port_credentials.get(sock)),
+                                      name="grpcpy-accept", daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def _accept_loop(self, listener):
+    def _accept_loop(self, listener, credentials):
         while self._state == "started":
             try:
                 sock, _ = listener.accept()
@@ -368,17 +379,45 @@ class Server:
                     break
                 time.sleep(0.01)   # e.g. out of file descriptors: do not spin
                 continue
-            conn = _ServerConnection(self, sock)
-            with self._lock:
-                if self._state != "started":
-                    sock.close()
-                    break
-                self._connections.add(conn)
-            conn.start()
+            if credentials is not None and credentials.is_tls:
+                # the TLS handshake runs on its own thread: a slow or hostile
+                # client must not hold up the accept loop
+                threading.Thread(target=self._tls_handshake, args=(sock, credentials), daemon=True).start()
+                continue
+            auth = _credentials.local_auth_context() if credentials is not None else \
+                _credentials.insecure_auth_context()
+            if not self._admit(sock, auth):
+                break
         try:
             listener.close()
         except OSError:
             pass
+
+    def _admit(self, sock, auth_context):
+        conn = _ServerConnection(self, sock)
+        conn.auth_context = auth_context
+        with self._lock:
+            if self._state != "started":
+                sock.close()
+                return False
+            self._connections.add(conn)
+        conn.start()
+        return True
+
+    def _tls_handshake(self, sock, credentials):
+        try:
+            sock.settimeout(10.0)
+            tls = credentials.server_context().wrap_socket(sock, server_side=True)
+        except (OSError, ssl.SSLError) as exc:
+            _LOGGER.info("TLS handshake failed: %s", exc)
+            sock.close()
+            return
+        problem = _credentials.check_alpn(tls)
+        if problem:
+            _LOGGER.info("closing TLS connection: %s", problem)
+            tls.close()
+            return
+        self._admit(tls, _credentials.tls_auth_context(tls))
 
     def stop(self, grace):
         """Stop: refuse new calls now; calls in flight may finish within
