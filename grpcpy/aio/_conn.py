@@ -39,6 +39,7 @@ class AioConnection(asyncio.Protocol):
         self._timer = None
         self._timer_at = _INF
         self._flush_pending = False
+        self._dispatching = False
         self._write_waiters = []
         self.lost = loop.create_future()
 
@@ -60,7 +61,11 @@ class AioConnection(asyncio.Protocol):
     def data_received(self, data):
         events = self.core.receive_data(data, self.loop.time())
         if events:
-            self.dispatch(events)
+            self._dispatching = True
+            try:
+                self.dispatch(events)
+            finally:
+                self._dispatching = False
         self.flush()
         self._arm_timer()
         if self.core.closed and not self.closed:
@@ -104,7 +109,8 @@ class AioConnection(asyncio.Protocol):
         events = self.core.take_events()
         if events:
             self.dispatch(events)
-        if not self._flush_pending:
+        if not self._flush_pending and not self._dispatching:
+            # (inside data_received the flush at its end writes this too)
             self._flush_pending = True
             self.loop.call_soon(self.flush)
         self._arm_timer()

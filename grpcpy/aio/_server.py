@@ -56,12 +56,17 @@ class _ServerProtocol(AioConnection):
         self.server._connections.discard(self)
 
     def dispatch(self, events):
+        started = None
         for ev in events:
             kind = ev.kind
             target = ev.call
             if type(target) is _ServerCall:
                 if kind == CE_CALL_STARTED:
-                    self.server._call_started(self, target)
+                    ctx = self.server._call_started(self, target)
+                    if ctx is not None:
+                        if started is None:
+                            started = []
+                        started.append(ctx)
                     continue
                 target = target.user
                 if target is None:
@@ -74,6 +79,12 @@ class _ServerProtocol(AioConnection):
                 target._on_end(ev.code, ev.details)
             elif kind == CE_WRITE_READY:
                 target._on_write_ready()
+        if started is not None:
+            # handlers start once their request (delivered in the same batch)
+            # is in place, so a unary handler can finish right here
+            for ctx in started:
+                if not ctx._finished:
+                    self.server._run_handler(ctx)
 
 
 class ServicerContext:
@@ -240,6 +251,10 @@ class ServicerContext:
         self._finished = True
         self._core.send_status(self._call, _types.status_number(code), details or "", self._trailing)
         self._proto.after_action()
+        if not self._proto._dispatching:
+            # the call is complete: write it now rather than one loop
+            # iteration later (what other calls queued so far goes along)
+            self._proto.flush()
         self._run_callbacks()
 
     # -- information -------------------------------------------------------------
@@ -463,7 +478,10 @@ class Server:
         ctx = ServicerContext(proto, call, handler)
         core.accept_call(call, ctx)
         self._active.add(ctx)
-        ctx._task = self._loop.create_task(self._run(ctx, handler))
+        return ctx
+
+    def _run_handler(self, ctx):
+        ctx._task = self._loop.create_task(self._run(ctx, ctx._handler))
 
     def _lookup(self, call):
         details = _types.handler_call_details(call.method, tuple(Metadatum(k, v) for k, v in call.metadata))
