@@ -32,6 +32,7 @@ _LOGGER = logging.getLogger("grpcpy.sync")
 _INF = float("inf")
 _RECV_SIZE = 256 * 1024
 # "try again later" from a plain or a TLS socket
+_TLS_READ_BUDGET = 1 << 20
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 # Output queued beyond this makes writing threads wait for the socket.
 HIGH_WATER = 1 << 20
@@ -48,6 +49,7 @@ class SyncConnection:
         self.lock = threading.Lock()
         self.closed = False
         self.peer = format_peer(sock)
+        self._tls = isinstance(sock, ssl.SSLSocket)
         self._outbuf = bytearray()
         self._drained = threading.Condition(self.lock)
         self._wake_r, self._wake_w = socket.socketpair()
@@ -152,11 +154,8 @@ class SyncConnection:
                     elif ev & (select.POLLIN | select.POLLERR | select.POLLHUP):
                         try:
                             data = sock.recv(_RECV_SIZE)
-                            # TLS: decrypted bytes may wait in OpenSSL with
-                            # nothing left on the socket for poll() to see
-                            pending = getattr(sock, "pending", None)
-                            while data and pending is not None and pending():
-                                data += sock.recv(_RECV_SIZE)
+                            if data and self._tls:
+                                data = self._read_more_tls(data)
                         except _WOULD_BLOCK:
                             data = None
                         except OSError as exc:
@@ -188,6 +187,25 @@ class SyncConnection:
             self._lost("internal error in the I/O thread")
         finally:
             self._wake_r.close()
+
+    def _read_more_tls(self, data):
+        """A TLS recv returns one record (16 KiB at most); read on until
+        the socket is empty (bounded), so a large message is handled in a
+        few passes, not one per record. This also takes the decrypted bytes
+        OpenSSL holds, which poll() cannot see."""
+        parts = [data]
+        total = len(data)
+        sock = self.sock
+        while total < _TLS_READ_BUDGET:
+            try:
+                more = sock.recv(_RECV_SIZE)
+            except _WOULD_BLOCK:
+                break
+            if not more:
+                break
+            parts.append(more)
+            total += len(more)
+        return b"".join(parts) if len(parts) > 1 else data
 
     def _drain(self):
         with self.lock:
