@@ -50,20 +50,6 @@ def _details(method, timeout, metadata, credentials, wait_for_ready, compression
     return ClientCallDetails(_method_str(method), timeout, metadata, credentials, wait_for_ready, compression)
 
 
-class _Intercepted:
-    def __init__(self, channel, method, request_serializer, response_deserializer, interceptor, hook, base):
-        self._channel = channel
-        self._method = method
-        self._interceptor = interceptor
-        self._hook = hook
-        self._base = base        # the multicallable of the wrapped channel, re-made per call details
-        self._serializer = request_serializer
-        self._deserializer = response_deserializer
-
-    def _inner(self, details):
-        return self._base(details.method)
-
-
 class _UnaryOutcome(_types.Call, _types.Future):
     """A successful unary response as a Call and a Future."""
 
@@ -117,18 +103,23 @@ class _UnaryOutcome(_types.Call, _types.Future):
         fn(self)
 
 
-class _InterceptedUnaryUnary(_types.UnaryUnaryMultiCallable):
+class _InterceptedUnaryResponse:
+    """A unary-response multicallable (unary-unary or stream-unary) whose
+    calls run through the interceptor chain."""
+
+    _hook = None
+
     def __init__(self, channel, method, make):
         self._channel = channel
         self._method = method
         self._make = make        # method -> the wrapped channel's multicallable
 
     def _invoke(self, request, timeout, metadata, credentials, wait_for_ready, compression):
-        interceptors = self._channel._chain("intercept_unary_unary")
+        interceptors = self._channel._chain(self._hook)
 
         def continuation(details, request, index=0):
             if index < len(interceptors):
-                return interceptors[index].intercept_unary_unary(
+                return getattr(interceptors[index], self._hook)(
                     lambda d, r: continuation(d, r, index + 1), details, request)
             multicallable = self._make(details.method)
             try:
@@ -157,44 +148,12 @@ class _InterceptedUnaryUnary(_types.UnaryUnaryMultiCallable):
         return self._invoke(request, timeout, metadata, credentials, wait_for_ready, compression)
 
 
-class _InterceptedStreamUnary(_types.StreamUnaryMultiCallable):
-    def __init__(self, channel, method, make):
-        self._channel = channel
-        self._method = method
-        self._make = make
+class _InterceptedUnaryUnary(_InterceptedUnaryResponse, _types.UnaryUnaryMultiCallable):
+    _hook = "intercept_unary_unary"
 
-    def _invoke(self, request_iterator, timeout, metadata, credentials, wait_for_ready, compression):
-        interceptors = self._channel._chain("intercept_stream_unary")
 
-        def continuation(details, requests, index=0):
-            if index < len(interceptors):
-                return interceptors[index].intercept_stream_unary(
-                    lambda d, r: continuation(d, r, index + 1), details, requests)
-            multicallable = self._make(details.method)
-            try:
-                response, call = multicallable.with_call(
-                    requests, timeout=details.timeout, metadata=details.metadata,
-                    credentials=details.credentials, wait_for_ready=details.wait_for_ready,
-                    compression=getattr(details, "compression", None))
-            except _types.RpcError as exc:
-                return exc
-            return _UnaryOutcome(response, call)
-
-        return continuation(_details(self._method, timeout, metadata, credentials, wait_for_ready, compression),
-                            request_iterator)
-
-    def __call__(self, request_iterator, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
-                 compression=None):
-        return self._invoke(request_iterator, timeout, metadata, credentials, wait_for_ready, compression).result()
-
-    def with_call(self, request_iterator, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
-                  compression=None):
-        outcome = self._invoke(request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
-        return outcome.result(), outcome
-
-    def future(self, request_iterator, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
-               compression=None):
-        return self._invoke(request_iterator, timeout, metadata, credentials, wait_for_ready, compression)
+class _InterceptedStreamUnary(_InterceptedUnaryResponse, _types.StreamUnaryMultiCallable):
+    _hook = "intercept_stream_unary"
 
 
 class _InterceptedStreamResponse:
