@@ -21,6 +21,7 @@ import threading
 import time
 
 from grpcpy import _cext, _credentials, _types
+from grpcpy._context import PeerInfo
 from grpcpy._options import ServerOptions, bind_sockets
 from grpcpy._sync._conn import SyncConnection
 
@@ -94,11 +95,12 @@ class _ServerConnection(SyncConnection):
         self.server._connection_gone(self)
 
 
-class ServicerContext(_types.ServicerContext):
+class ServicerContext(PeerInfo, _types.ServicerContext):
     """The handler's view of its call (grpc.ServicerContext)."""
 
     def __init__(self, conn, call):
         self._conn = conn
+        self._peer_source = conn
         self._core = conn.core
         self._call = call
         self._cond = threading.Condition(conn.lock)
@@ -189,23 +191,6 @@ class ServicerContext(_types.ServicerContext):
         _run_callbacks(callbacks)
 
     # -- grpc.ServicerContext ------------------------------------------------------------
-
-    def invocation_metadata(self):
-        if self._metadata is None:
-            self._metadata = tuple(Metadatum(k, v) for k, v in self._call.metadata)
-        return self._metadata
-
-    def peer(self):
-        return self._conn.peer
-
-    def peer_identities(self):
-        return _credentials.peer_identities(self._conn.auth_context)
-
-    def peer_identity_key(self):
-        return _credentials.peer_identity_key(self._conn.auth_context)
-
-    def auth_context(self):
-        return dict(self._conn.auth_context)
 
     def set_compression(self, compression):
         with self._cond:

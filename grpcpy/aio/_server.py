@@ -14,8 +14,9 @@ import logging
 import socket
 
 from grpcpy import _cext, _credentials, _types
+from grpcpy._context import PeerInfo
 from grpcpy._options import ServerOptions, bind_sockets
-from grpcpy.aio._base import EOF, AbortError, Metadata, UsageError
+from grpcpy.aio._base import EOF, AbortError, UsageError
 from grpcpy.aio._conn import (CE_CALL_ENDED, CE_CALL_STARTED, CE_HALF_CLOSED, CE_MESSAGE,
                               CE_WRITE_READY, AioConnection)
 
@@ -87,11 +88,12 @@ class _ServerProtocol(AioConnection):
                     self.server._run_handler(ctx)
 
 
-class ServicerContext:
+class ServicerContext(PeerInfo):
     """The handler's view of its call (grpc.aio.ServicerContext)."""
 
     def __init__(self, protocol, call, method_handler):
         self._proto = protocol
+        self._peer_source = protocol
         self._core = protocol.core
         self._call = call
         self._loop = protocol.loop
@@ -258,23 +260,6 @@ class ServicerContext:
         self._run_callbacks()
 
     # -- information -------------------------------------------------------------
-
-    def invocation_metadata(self):
-        if self._metadata is None:
-            self._metadata = tuple(Metadatum(k, v) for k, v in self._call.metadata)
-        return self._metadata
-
-    def peer(self):
-        return self._proto.peer
-
-    def peer_identities(self):
-        return _credentials.peer_identities(self._proto.auth_context)
-
-    def peer_identity_key(self):
-        return _credentials.peer_identity_key(self._proto.auth_context)
-
-    def auth_context(self):
-        return dict(self._proto.auth_context)
 
     def time_remaining(self):
         deadline = self._call.deadline
