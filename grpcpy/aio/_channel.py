@@ -11,7 +11,6 @@ import asyncio
 import collections
 import socket
 import ssl
-import weakref
 
 from grpcpy import _cext, _credentials, _types
 from grpcpy import _channel_plane as plane_mod
@@ -91,7 +90,7 @@ class Channel:
         self._timer_at = _INF
         self._state_waiters = []
         self._closed = False
-        self._calls = weakref.WeakSet()
+        self._calls = set()        # calls not yet ended
         self._interceptors = list(interceptors or ())
         if self._interceptors:
             from grpcpy.aio._interceptor import kind_of
@@ -157,7 +156,7 @@ class Channel:
         while self._queue:
             self._queue.popleft()._fail_start(_types.StatusCode.CANCELLED, "Channel closed!")
         if grace:
-            pending = [call._done for call in self._calls if not call.done()]
+            pending = [call._end_future() for call in self._calls if not call.done()]
             if pending:
                 await asyncio.wait(pending, timeout=grace)
         for call in list(self._calls):
@@ -186,7 +185,11 @@ class Channel:
     # -- used by calls ------------------------------------------------------------------
 
     def _track(self, call):
-        self._calls.add(call)
+        if not call._ended:
+            self._calls.add(call)
+
+    def _untrack(self, call):
+        self._calls.discard(call)
 
     def _pick_now(self):
         sub = self._plane.pick()

@@ -6,9 +6,12 @@ send is written, the core's earliest timer is kept armed on the loop, and the
 core's events are handed to the call objects they name. No protocol rule
 lives here.
 
-Writes are coalesced: actions taken by the application (send a message,
-finish a call) only schedule a flush for the end of the current loop
-iteration, so everything produced in one iteration leaves in one write.
+Writes: what a data_received callback produces leaves in one write at its
+end. Outside it, the first action the application takes in a loop
+iteration (start a call, send a message, finish a call) is written at once,
+so a lone call pays no extra loop iteration before its bytes leave; what
+later actions of the same iteration add is coalesced into one write at the
+end of the iteration (64 calls started together cost two writes, not 64).
 """
 import asyncio
 import socket
@@ -105,13 +108,16 @@ class AioConnection(asyncio.Protocol):
 
     def after_action(self):
         """The application acted on the core: deliver resulting events,
-        write (at the end of this loop iteration) and re-arm timers."""
+        write, and re-arm timers."""
         events = self.core.take_events()
         if events:
             self.dispatch(events)
         if not self._flush_pending and not self._dispatching:
             # (inside data_received the flush at its end writes this too)
             self._flush_pending = True
+            out = self.core.data_to_send()
+            if out and self.transport is not None:
+                self.transport.write(out)
             self.loop.call_soon(self.flush)
         self._arm_timer()
 
