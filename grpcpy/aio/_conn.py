@@ -7,11 +7,12 @@ core's events are handed to the call objects they name. No protocol rule
 lives here.
 
 Writes: what a data_received callback produces leaves in one write at its
-end. Outside it, the first action the application takes in a loop
-iteration (start a call, send a message, finish a call) is written at once,
-so a lone call pays no extra loop iteration before its bytes leave; what
-later actions of the same iteration add is coalesced into one write at the
-end of the iteration (64 calls started together cost two writes, not 64).
+end. Outside it, the first action the application takes after a read or a
+flush (start a call, send a message, finish a call) is written at once, so
+a lone call pays no extra loop iteration before its bytes leave; a second
+action schedules one write at the end of the loop iteration for itself and
+whatever else the iteration adds (64 calls started together cost two
+writes, not 64).
 """
 import asyncio
 import socket
@@ -42,6 +43,7 @@ class AioConnection(asyncio.Protocol):
         self._timer = None
         self._timer_at = _INF
         self._flush_pending = False
+        self._wrote_early = False     # an action was written at once since the last read or flush
         self._dispatching = False
         self._write_waiters = []
         self.lost = loop.create_future()
@@ -62,6 +64,7 @@ class AioConnection(asyncio.Protocol):
         self._arm_timer()
 
     def data_received(self, data):
+        self._wrote_early = False
         events = self.core.receive_data(data, self.loop.time())
         if events:
             self._dispatching = True
@@ -102,6 +105,7 @@ class AioConnection(asyncio.Protocol):
 
     def flush(self):
         self._flush_pending = False
+        self._wrote_early = False
         out = self.core.data_to_send()
         if out and self.transport is not None:
             self.transport.write(out)
@@ -114,11 +118,16 @@ class AioConnection(asyncio.Protocol):
             self.dispatch(events)
         if not self._flush_pending and not self._dispatching:
             # (inside data_received the flush at its end writes this too)
-            self._flush_pending = True
-            out = self.core.data_to_send()
-            if out and self.transport is not None:
-                self.transport.write(out)
-            self.loop.call_soon(self.flush)
+            if self._wrote_early:
+                # a second action since the last read or flush: coalesce
+                # the rest of this loop iteration into one write
+                self._flush_pending = True
+                self.loop.call_soon(self.flush)
+            else:
+                self._wrote_early = True
+                out = self.core.data_to_send()
+                if out and self.transport is not None:
+                    self.transport.write(out)
         self._arm_timer()
 
     async def wait_writable(self):
