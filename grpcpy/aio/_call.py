@@ -189,6 +189,10 @@ class Call:
                 if not fut.done():
                     fut.set_result(None)
         self._channel._untrack(self)
+        if self._core_call is not None:
+            # no more events for this call: break the cycle with the core's
+            # call object so both are freed by reference counting
+            self._core_call.user = None
         if self._callbacks:
             callbacks, self._callbacks = self._callbacks, []
             for cb in callbacks:

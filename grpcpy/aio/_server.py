@@ -549,6 +549,11 @@ class Server:
                 ctx._finish(code, "Unexpected %s: %s" % (type(exc), exc))
         finally:
             self._active.discard(ctx)
+            if ctx._finished:
+                # the core has no more events for this call: drop its link
+                # back to the context, so the pair is freed by reference
+                # counting instead of waiting for the cycle collector
+                ctx._call.user = None
 
     async def _unary_unary(self, ctx, handler, behavior):
         """_invoke for the commonest handler: a coroutine, one request, one
