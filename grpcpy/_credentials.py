@@ -21,8 +21,11 @@ Which library does what, and why
   at once.
 """
 import collections
+import ipaddress
+import logging
 import os
 import shutil
+import socket
 import ssl
 import tempfile
 import threading
@@ -35,6 +38,7 @@ from OpenSSL import SSL as _SSL
 from grpcpy import _types
 
 ALPN = ["h2"]
+_LOGGER = logging.getLogger("grpcpy.credentials")
 
 
 # -- PEM handling (pyOpenSSL) ---------------------------------------------------------
@@ -406,6 +410,8 @@ def peer_identities(auth_context):
 
 
 def peer_identity_key(auth_context):
+    if auth_context.get("transport_security_type") == [b"local"]:
+        return "transport_security_type"     # as grpcio's local credentials
     if "x509_subject_alternative_name" in auth_context:
         return "x509_subject_alternative_name"
     if "x509_common_name" in auth_context:
@@ -470,16 +476,55 @@ def run_plugin(plugin, context, done):
         callback(None, exc)
 
 
+LOCAL_ENDPOINT_REFUSAL = "Endpoint is neither UDS or TCP loopback address."
+
+
+def _is_uds(connect_type):
+    return getattr(connect_type, "name", connect_type) == "UDS"
+
+
 def local_refusal(channel_credentials, address):
-    """Local credentials connect only to unix sockets or loopback addresses."""
+    """Why a channel with local credentials may not connect to `address`
+    (None: it may). As in grpcio each connection type allows one kind of
+    endpoint: UDS a unix socket (unix: or unix-abstract: targets), LOCAL_TCP
+    a loopback IP address."""
     if channel_credentials is None or channel_credentials._kind != "local":
         return None
-    if address.family == "unix":
-        return None
-    import ipaddress
-    try:
-        if ipaddress.ip_address(address.host).is_loopback:
+    if _is_uds(channel_credentials._local_type):
+        if address.family == "unix":
             return None
-    except ValueError:
-        pass
-    return "local credentials connect only to unix sockets and loopback addresses, not %s" % (address,)
+        return "local credentials of type UDS connect only to unix: and unix-abstract: targets, not %s" % (address,)
+    if address.family != "unix":
+        try:
+            if ipaddress.ip_address(address.host).is_loopback:
+                return None
+        except ValueError:
+            pass
+    return LOCAL_ENDPOINT_REFUSAL
+
+
+def local_server_refusal(server_credentials, sock):
+    """Why a connection accepted on a port with local server credentials is
+    refused (None: it is not). grpcio checks the connection's local address
+    against the credentials' connection type: UDS takes unix-socket
+    connections only, LOCAL_TCP TCP connections made to 127.0.0.1 or ::1
+    only (a listener on another address refuses everything)."""
+    if server_credentials is None or server_credentials._kind != "local":
+        return None
+    family = sock.family
+    if _is_uds(server_credentials._local_type):
+        return None if family == getattr(socket, "AF_UNIX", None) else LOCAL_ENDPOINT_REFUSAL
+    if family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            ip = ipaddress.ip_address(sock.getsockname()[0].split("%", 1)[0])
+        except (OSError, ValueError):
+            return LOCAL_ENDPOINT_REFUSAL
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip in (_LOOPBACK_V4, _LOOPBACK_V6):
+            return None
+    return LOCAL_ENDPOINT_REFUSAL
+
+
+_LOOPBACK_V4 = ipaddress.ip_address("127.0.0.1")
+_LOOPBACK_V6 = ipaddress.ip_address("::1")

@@ -826,6 +826,9 @@ class Channel(_types.Channel):
     def _connect(self, sub_id, address, deadline):
         try:
             timeout = max(0.001, deadline - monotonic())
+            refusal = _credentials.local_refusal(self._credentials, address)
+            if refusal:
+                raise OSError(refusal)
             if address.family == "unix":
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(timeout)
@@ -835,9 +838,6 @@ class Channel(_types.Channel):
                     sock.close()
                     raise
             else:
-                refusal = _credentials.local_refusal(self._credentials, address)
-                if refusal:
-                    raise OSError(refusal)
                 sock = socket.create_connection((address.host, address.port), timeout=timeout)
             if self._tls:
                 try:

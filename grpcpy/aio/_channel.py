@@ -322,7 +322,9 @@ class Channel:
             if self._tls:
                 tls = {"ssl": self._credentials.client_context(), "server_hostname": self._server_hostname,
                        "ssl_handshake_timeout": max(timeout, 0.001)}
-            if address.family == "unix":
+            if address.family == "unix" and address.path.startswith("\0"):
+                coro = _open_abstract(loop, factory, address.path, tls)
+            elif address.family == "unix":
                 coro = loop.create_unix_connection(factory, address.path, **tls)
             else:
                 coro = loop.create_connection(factory, address.host, address.port, **tls)
@@ -359,6 +361,20 @@ class Channel:
             if not self._closed:
                 self._plane.connection_lost(self._loop.time(), proto.sub_id)
                 self._drive()
+
+
+async def _open_abstract(loop, factory, path, tls):
+    """create_unix_connection to a Linux abstract socket name ('\\0name').
+    uvloop's cannot reach those by name (EINVAL), so the socket is connected
+    here and handed over."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, path)
+    except BaseException:
+        sock.close()
+        raise
+    return await loop.create_unix_connection(factory, sock=sock, **tls)
 
 
 def insecure_channel(target, options=None, compression=None, interceptors=None):
