@@ -80,20 +80,47 @@ def _check_key_pair(private_key, certificate_chain):
         raise ValueError("the private key does not match the certificate") from None
 
 
+OTHER_SAN = "other types of SAN"   # grpcio's text for the kinds of name it does not spell out
+_SAN_KINDS = ((_x509.DNSName, "dns"), (_x509.UniformResourceIdentifier, "uri"), (_x509.RFC822Name, "email"))
+
+
 def certificate_names(der):
-    """(common name, [subject alternative names], PEM) of a DER certificate."""
+    """(common name, [(kind, text)] of subject alternative names, PEM) of a
+    DER certificate, read as grpcio reads them: the subject's first common
+    name ("" when it has none); alternative names in certificate order, of
+    kind "dns", "uri", "email", "ip" (inet_ntop text) or None (any other
+    kind, text OTHER_SAN)."""
     cert = _x509.load_der_x509_certificate(der)
     names = cert.subject.get_attributes_for_oid(_NameOID.COMMON_NAME)
-    cn = names[0].value if names else None
+    cn = names[0].value if names else ""
+    if isinstance(cn, bytes):
+        cn = cn.decode("utf-8", "replace")
     sans = []
     try:
         ext = cert.extensions.get_extension_for_class(_x509.SubjectAlternativeName).value
     except _x509.ExtensionNotFound:
-        ext = None
-    if ext is not None:
-        for general in ext:
-            sans.append(str(general.value))
+        ext = ()
+    for general in ext:
+        if isinstance(general, _x509.IPAddress) and not isinstance(general.value, (ipaddress.IPv4Network,
+                                                                                   ipaddress.IPv6Network)):
+            ip = general.value
+            sans.append(("ip", socket.inet_ntop(socket.AF_INET if ip.version == 4 else socket.AF_INET6, ip.packed)))
+            continue
+        for cls, kind in _SAN_KINDS:
+            if isinstance(general, cls):
+                sans.append((kind, general.value))
+                break
+        else:
+            sans.append((None, OTHER_SAN))
     return cn, sans, cert.public_bytes(_serialization.Encoding.PEM)
+
+
+def _is_spiffe_id(uri):
+    """grpcio's test for a SPIFFE ID: spiffe://trust-domain/workload."""
+    if not uri.startswith("spiffe://") or len(uri) > 2048:
+        return False
+    parts = uri.split("/")
+    return len(parts) >= 4 and parts[3] != "" and len(parts[2]) <= 255
 
 
 def _load_chain(ctx, certificate_chain, private_key):
@@ -322,8 +349,9 @@ class ServerCredentials:
             def choose(ssl_object, server_name, _ctx):
                 if server_name:
                     for ctx, (cn, sans, _pem) in contexts:
-                        if server_name == cn or server_name in sans or any(
-                                s.startswith("*.") and server_name.endswith(s[1:]) for s in sans):
+                        dns = [text for kind, text in sans if kind == "dns"]
+                        if server_name == cn or server_name in dns or any(
+                                s.startswith("*.") and server_name.endswith(s[1:]) for s in dns):
                             ssl_object.context = ctx
                             return None
                 return None
@@ -385,13 +413,22 @@ def tls_auth_context(ssl_object):
     """grpcio-shaped auth context of a TLS connection (server side)."""
     context = {"transport_security_type": [b"ssl"], "security_level": [b"TSI_PRIVACY_AND_INTEGRITY"],
                "ssl_session_reused": [b"true" if ssl_object.session_reused else b"false"]}
+    version = ssl_object.version()
+    if version:
+        context["ssl_tls_version"] = [version.encode()]
     der = ssl_object.getpeercert(binary_form=True)
     if der:
         cn, sans, pem = certificate_names(der)
-        if cn:
-            context["x509_common_name"] = [cn.encode()]
+        context["x509_common_name"] = [cn.encode()]
         if sans:
-            context["x509_subject_alternative_name"] = [s.encode() for s in sans]
+            context["x509_subject_alternative_name"] = [text.encode() for _, text in sans]
+            for kind, key in (("dns", "peer_dns"), ("uri", "peer_uri"), ("email", "peer_email"), ("ip", "peer_ip")):
+                values = [text.encode() for k, text in sans if k == kind]
+                if values:
+                    context[key] = values
+            uris = context.get("peer_uri", ())
+            if len(uris) == 1 and _is_spiffe_id(uris[0].decode()):
+                context["peer_spiffe_id"] = list(uris)   # one URI only, as grpcio
         context["x509_pem_cert"] = [pem]
     return context
 
