@@ -325,7 +325,8 @@ class ServerCredentials:
         self._fetcher = fetcher
         self._local_type = local_connect_type
         self._lock = threading.Lock()
-        self._context = None
+        self._context = None            # the SSLContext sockets are wrapped with
+        self._current = None            # the _ContextSet of the configuration in force
         self._context_config = None
 
     @property
@@ -333,6 +334,7 @@ class ServerCredentials:
         return self._kind == "ssl"
 
     def _build(self, config):
+        """The contexts of one configuration, one per key/certificate pair."""
         contexts = []
         for key, chain in config._pairs:
             ctx = _base_context(True)
@@ -342,48 +344,110 @@ class ServerCredentials:
                 ctx.verify_mode = ssl.CERT_REQUIRED if self._require_client_auth else ssl.CERT_OPTIONAL
             elif self._require_client_auth:
                 raise ValueError("require_client_auth needs root_certificates to verify clients")
-            contexts.append((ctx, certificate_names(ssl.PEM_cert_to_DER_cert(chain.decode("ascii")))))
-        main = contexts[0][0]
-        if len(contexts) > 1:
-            # several certificates: choose by the name the client asks for (SNI)
-            def choose(ssl_object, server_name, _ctx):
-                if server_name:
-                    for ctx, (cn, sans, _pem) in contexts:
-                        dns = [text for kind, text in sans if kind == "dns"]
-                        if server_name == cn or server_name in dns or any(
-                                s.startswith("*.") and server_name.endswith(s[1:]) for s in dns):
-                            ssl_object.context = ctx
-                            return None
-                return None
-            main.sni_callback = choose
-        return main
+            cn, sans, _pem = certificate_names(ssl.PEM_cert_to_DER_cert(chain.decode("ascii")))
+            contexts.append((ctx, cn, [text for _, text in sans]))
+        return _ContextSet(contexts)
 
     def server_context(self):
-        """The SSLContext for new connections. With a certificate fetcher it
-        consults the fetcher on every handshake (rotation without restart)."""
+        """The SSLContext for new connections. With several certificates it
+        serves the one naming the server name the client asks for (SNI);
+        with a certificate fetcher it consults the fetcher on every
+        handshake (rotation without restart)."""
         with self._lock:
             if self._context is None:
-                self._context = self._build(self._config)
+                self._current = self._build(self._config)
                 self._context_config = self._config
+                self._context = self._current.main
                 if self._fetcher is not None:
                     self._context.sni_callback = self._rotate
+                elif len(self._current.contexts) > 1:
+                    self._context.sni_callback = self._current.choose
             return self._context
 
     def _rotate(self, ssl_object, server_name, _ctx):
+        """SNI callback of a dynamic port: as grpcio, a fetcher that returns
+        None, raises, or returns something that is not a certificate
+        configuration leaves the current certificates in place."""
         try:
             config = self._fetcher()
-        except Exception:   # a failing fetcher keeps the current certificates
+        except Exception:
+            _LOGGER.exception("Failed fetching new server credentials, continuing to use previously-loaded "
+                              "credentials.")
+            config = None
+        if config is not None and not isinstance(config, ServerCertificateConfiguration):
+            _LOGGER.error("Error fetching certificate configuration: certificate configuration must be of type "
+                          "grpc.ServerCertificateConfiguration, not %s", type(config).__name__)
             config = None
         with self._lock:
             if config is not None and config is not self._context_config:
-                fresh = self._build(config)
-                fresh.sni_callback = self._rotate
-                self._current = fresh
-                self._context_config = config
-            current = getattr(self, "_current", None)
-        if current is not None:
-            ssl_object.context = current
+                try:
+                    self._current = self._build(config)
+                    self._context_config = config
+                except (ValueError, OSError, ssl.SSLError):
+                    _LOGGER.exception("Failed loading the fetched server certificates, continuing to use "
+                                      "previously-loaded credentials.")
+            current = self._current
+        current.choose(ssl_object, server_name, _ctx)
         return None
+
+
+class _ContextSet:
+    """The server contexts of one certificate configuration and the choice
+    among them by SNI (grpcio's rule: the first certificate whose names
+    match the requested name, else the first certificate)."""
+
+    def __init__(self, contexts):
+        self.contexts = contexts            # [(SSLContext, common name, [alternative names])]
+        self.main = contexts[0][0]
+
+    def pick(self, server_name):
+        if server_name and len(self.contexts) > 1:
+            for ctx, cn, sans in self.contexts:
+                if names_match(cn, sans, server_name):
+                    return ctx
+        return self.main
+
+    def choose(self, ssl_object, server_name, _ctx):
+        ctx = self.pick(server_name)
+        if ssl_object.context is not ctx:
+            ssl_object.context = ctx
+        return None
+
+
+def names_match(cn, sans, name):
+    """Whether a certificate with common name `cn` and alternative names
+    `sans` (texts) is one for `name`, by grpcio's rules: the alternative
+    names when there are any (IP addresses exactly, DNS names without case,
+    '*.' wildcards for one leftmost label), else the common name (not for
+    an IP address)."""
+    try:
+        ipaddress.ip_address(name)
+        like_ip = True
+    except ValueError:
+        like_ip = False
+    for entry in sans:
+        if (name == entry) if like_ip else _entry_matches(entry, name):
+            return True
+    return not sans and not like_ip and _entry_matches(cn or "", name)
+
+
+def _entry_matches(entry, name):
+    name = name[:-1] if name.endswith(".") else name
+    entry = entry[:-1] if entry.endswith(".") else entry
+    if not entry or not name:
+        return False
+    if entry.lower() == name.lower():
+        return True
+    if not entry.startswith("*.") or len(entry) < 3:
+        return False
+    # '*.example.com' stands for exactly one label in front of example.com
+    label_end = name.find(".")
+    if label_end <= 0:
+        return False
+    rest = name[label_end + 1:]
+    if "." not in rest.rstrip(".") or rest.endswith("."):
+        return False     # no wildcard for a name directly under a top-level domain
+    return rest.lower() == entry[2:].lower()
 
 
 def ssl_server_credentials(private_key_certificate_chain_pairs, root_certificates=None, require_client_auth=False):
