@@ -528,6 +528,42 @@ def check_alpn(ssl_object):
     return None
 
 
+# -- what a channel calls its server (used by both facades) -----------------------------------
+
+def host_of(authority):
+    """The host part of an authority (host, host:port, [v6]:port)."""
+    if authority.startswith("["):
+        return authority[1:].split("]", 1)[0]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def channel_names(target_authority, default_authority, target_name_override, tls):
+    """(authority, TLS server name, check_call_host) of a channel, derived
+    as grpcio derives them: the :authority of its calls is
+    grpc.default_authority, else grpc.ssl_target_name_override, else the
+    target's; TLS asks for and verifies the override, else the authority's
+    host. With an override in force and an authority that is not the name
+    verified, grpcio checks each call's host against the server's
+    certificate (check_call_host, see call_host_refusal)."""
+    authority = default_authority or target_name_override or target_authority
+    target_name = host_of(authority)
+    check = bool(tls and target_name_override and authority != target_name)
+    return authority, target_name_override or target_name, check
+
+
+CALL_HOST_MISMATCH = "call host does not match SSL server name"
+
+
+def call_host_refusal(authority, ssl_object):
+    """None when the server certificate of a TLS connection names the
+    authority's host, else the (status, details) grpcio fails calls with."""
+    der = ssl_object.getpeercert(binary_form=True)
+    cn, sans = certificate_names(der)[:2] if der else ("", [])
+    if names_match(cn, [text for _, text in sans], host_of(authority)):
+        return None
+    return _types.StatusCode.UNAUTHENTICATED, CALL_HOST_MISMATCH
+
+
 # -- call credentials at call time (used by both facades) -------------------------------------
 
 INSUFFICIENT_SECURITY = "Established channel does not have a sufficient security level to transfer call credential."

@@ -126,6 +126,9 @@ class Call:
         """Called by the channel with a ready connection."""
         if self._ended:
             return
+        if proto.call_refusal is not None:     # e.g. the call host check of TLS
+            self._finish_local(*proto.call_refusal)
+            return
         now = self._loop.time()
         timeout = -1.0 if self._deadline is None else max(0.0, self._deadline - now)
         metadata = self._metadata

@@ -40,6 +40,7 @@ class _ClientProtocol(AioConnection):
         # set when the server's preface arrives, failed if the connection
         # ends first: only then is the connection established
         self.handshake = channel._loop.create_future()
+        self.call_refusal = None     # (status, details) every call on it fails with
 
     def dispatch(self, events):
         for ev in events:
@@ -81,7 +82,6 @@ class Channel:
             self._loop = asyncio.get_event_loop_policy().get_event_loop()
         self._options = ChannelOptions(options, compression)
         self._target = plane_mod.parse_target(target)
-        self._authority = self._options.default_authority or self._target.authority
         self._plane = plane_mod.ChannelPlane(self._target, self._options.raw)
         self._connections = {}          # sub_id -> _ClientProtocol
         self._pending_io = {}           # sub_id -> connect task
@@ -100,7 +100,9 @@ class Channel:
         self._has_call_credentials = bool(credentials is not None and credentials._call_credentials)
         self._tls = credentials is not None and credentials.is_tls
         self._scheme = "https" if self._tls else "http"
-        self._server_hostname = self._options.raw.get("grpc.ssl_target_name_override") or _host_of(self._authority)
+        self._authority, self._server_hostname, self._check_call_host = _credentials.channel_names(
+            self._target.authority, self._options.default_authority,
+            self._options.raw.get("grpc.ssl_target_name_override"), self._tls)
 
     # -- multicallables ------------------------------------------------------
 
@@ -330,10 +332,13 @@ class Channel:
                 coro = loop.create_connection(factory, address.host, address.port, **tls)
             transport, proto = await asyncio.wait_for(coro, timeout)
             if self._tls:
-                problem = _credentials.check_alpn(transport.get_extra_info("ssl_object"))
+                ssl_object = transport.get_extra_info("ssl_object")
+                problem = _credentials.check_alpn(ssl_object)
                 if problem:
                     transport.close()
                     raise OSError(problem)
+                if self._check_call_host:
+                    proto.call_refusal = _credentials.call_host_refusal(self._authority, ssl_object)
             try:
                 await asyncio.wait_for(asyncio.shield(proto.handshake), max(0.0, deadline - loop.time()))
             except (ConnectionError, asyncio.TimeoutError):
@@ -387,9 +392,3 @@ def secure_channel(target, credentials, options=None, compression=None, intercep
     if credentials is None:
         raise TypeError("secure_channel needs channel credentials")
     return Channel(target, options, credentials, compression, interceptors)
-
-
-def _host_of(authority):
-    if authority.startswith("["):
-        return authority[1:].split("]", 1)[0]
-    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
