@@ -8,7 +8,9 @@ client, of either facade, can call it from the test's thread. A client call
 is one function, `call(kind, target, ...)`, which opens a channel, makes one
 call of the shape asked for and closes the channel; an asyncio client runs
 it on a fresh event loop. Calls run under a watchdog: one that has not ended
-well after its own deadline fails the test as a hang instead of hanging it.
+well after its own deadline fails the test as a hang instead of hanging it
+(and a hang that holds the GIL, which no Python watchdog can interrupt,
+ends the test process with every thread's stack, through faulthandler).
 
 Every server answers the same four methods, one per call shape
 (/T/Who unary-unary, /T/US unary-stream, /T/SU stream-unary, /T/SS
@@ -18,6 +20,7 @@ call (auth context, peer, peer identities and their key, request metadata).
 import asyncio
 import collections
 import contextlib
+import faulthandler
 import threading
 from concurrent import futures
 
@@ -185,9 +188,15 @@ def call(kind, target, channel_creds=None, shape="unary_unary", options=None, ti
     if credentials is not None:
         kwargs["credentials"] = credentials(mod)
     chan_creds = channel_creds(mod) if channel_creds is not None else None
-    if is_aio(kind):
-        return _watch_aio(_aio_call(mod, target, chan_creds, shape, options, kwargs, request))
-    return _watch_sync(_sync_call, mod, target, chan_creds, shape, options, kwargs, request)
+    # last resort against a hang that holds the GIL (the watchdogs below then
+    # cannot run): dump every thread's stack and end the test process
+    faulthandler.dump_traceback_later(2 * WATCHDOG, exit=True)
+    try:
+        if is_aio(kind):
+            return _watch_aio(_aio_call(mod, target, chan_creds, shape, options, kwargs, request))
+        return _watch_sync(_sync_call, mod, target, chan_creds, shape, options, kwargs, request)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def _sync_call(mod, target, chan_creds, shape, options, kwargs, request):

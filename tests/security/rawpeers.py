@@ -66,6 +66,10 @@ class _Acceptor:
         raise NotImplementedError
 
     def close(self):
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)   # wakes the accept() (close() alone does not)
+        except OSError:
+            pass
         self.listener.close()
         with self._lock:
             socks, self._sockets = self._sockets, []
