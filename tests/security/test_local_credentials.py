@@ -82,6 +82,11 @@ def test_loopback_tcp_local_credentials(pair):
         assert (got["ids"], got["key"]) == ([b"local"], "transport_security_type")
         assert got["peer"].startswith("ipv4:127.0.0.1:")
         assert ("authorization", "Bearer tcp") in got["md"]
+        # per-call credentials too (grpc.aio's UsageError is for insecure_channel only)
+        out = drive.call(client, "127.0.0.1:%d" % port, channel_creds("LOCAL_TCP"),
+                         credentials=lambda m: m.access_token_call_credentials("per-call"))
+        assert out.code == "OK", out
+        assert ("authorization", "Bearer per-call") in drive.decode(out.value)["md"]
 
 
 # (server type, client type, transport): every one refused by one side or both
