@@ -126,6 +126,9 @@ class Call:
         """Called by the channel with a ready connection."""
         if self._ended:
             return
+        if proto.call_refusal is not None:     # e.g. the call host check of TLS
+            self._finish_local(*proto.call_refusal)
+            return
         now = self._loop.time()
         timeout = -1.0 if self._deadline is None else max(0.0, self._deadline - now)
         metadata = self._metadata
@@ -472,9 +475,9 @@ class _MultiCallable:
             raise UsageError("Channel is closed.")
         if metadata is not None and not isinstance(metadata, (tuple, list, Metadata)):
             metadata = tuple(metadata)
-        if credentials is not None and (channel._credentials is None
-                                        or not channel._credentials.allows_call_credentials):
-            # as grpc.aio: refused when the call is made, not as a status
+        if credentials is not None and channel._credentials is None:
+            # as grpc.aio: refused when the call is made on an insecure_channel (a
+            # secure_channel without transport security fails the call UNAUTHENTICATED)
             raise UsageError("Call credentials are only valid on secure channels")
         if channel._interceptors:
             from grpcpy.aio import _interceptor

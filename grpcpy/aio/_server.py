@@ -35,7 +35,7 @@ class _ServerProtocol(AioConnection):
         super().__init__(core, server._loop)
         self.server = server
         self.auth_context = {}
-        self.local = False
+        self.local = None        # the port's local server credentials, if it has them
 
     def connection_made(self, transport):
         ssl_object = transport.get_extra_info("ssl_object")
@@ -47,7 +47,12 @@ class _ServerProtocol(AioConnection):
                 transport.abort()
                 return
             self.auth_context = _credentials.tls_auth_context(ssl_object)
-        elif self.local:
+        elif self.local is not None:
+            problem = _credentials.local_server_refusal(self.local, transport.get_extra_info("socket"))
+            if problem:
+                _LOGGER.info("closing local-credentials connection: %s", problem)
+                transport.abort()
+                return
             self.auth_context = _credentials.local_auth_context()
         else:
             self.auth_context = _credentials.insecure_auth_context()
@@ -382,7 +387,7 @@ class Server:
         self._state = "started"
         for sock, creds in self._sockets:
             tls = {}
-            local = creds is not None and creds._kind == "local"
+            local = creds if creds is not None and creds._kind == "local" else None
             if creds is not None and creds.is_tls:
                 tls = {"ssl": creds.server_context(), "ssl_handshake_timeout": 10.0}
 
