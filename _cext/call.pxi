@@ -88,6 +88,9 @@ CALL_EVENT_NAMES = {
 }
 
 USER_AGENT = "grpc-python-grpcpy/" + _GRPCPY_VERSION
+# A message at least this large is queued as (prefix, body) instead of being
+# copied behind its prefix; a smaller one is joined (one chunk per message).
+cdef Py_ssize_t SPLIT_MESSAGE_SIZE = 16 * 1024
 cdef tuple SUPPORTED_ENCODINGS = ("identity", "deflate", "gzip")
 cdef bytes ACCEPT_ENCODING = b"identity,deflate,gzip"
 
@@ -497,8 +500,10 @@ cdef class GrpcConnection(H2Connection):
 
     # -- sending messages ------------------------------------------------
 
-    cdef bytes _frame_message(self, _Call call, object payload):
-        """The message as it goes on the wire (prefix, maybe compressed)."""
+    cdef object _frame_message(self, _Call call, object payload):
+        """The message as it goes on the wire (prefix, maybe compressed): one
+        bytes object, or for a large message a (prefix, body) tuple, so that
+        the body is not copied just to put five bytes in front of it."""
         cdef bytes data = payload if PyBytes_CheckExact(payload) else bytes(payload)
         cdef bint compressed = False
         cdef object compress
@@ -510,6 +515,8 @@ cdef class GrpcConnection(H2Connection):
         call.compress_next = True
         if self.max_send_message_length >= 0 and PyBytes_GET_SIZE(data) > self.max_send_message_length:
             raise MessageTooLarge(PyBytes_GET_SIZE(data), self.max_send_message_length)
+        if PyBytes_GET_SIZE(data) >= SPLIT_MESSAGE_SIZE:
+            return (message_prefix(PyBytes_GET_SIZE(data), compressed), data)
         return encode_message(data, compressed)
 
     # -- receiving messages ------------------------------------------------
@@ -756,7 +763,7 @@ cdef class ClientConnection(GrpcConnection):
         """Send one request message (serialized bytes)."""
         if call is None:
             raise TypeError("a call object is required, not None")
-        cdef bytes wire
+        cdef object wire
         if call.state == CS_DONE:
             return False
         try:
@@ -774,7 +781,7 @@ cdef class ClientConnection(GrpcConnection):
         """Send the only request message and END_STREAM in one go."""
         if call is None:
             raise TypeError("a call object is required, not None")
-        cdef bytes wire
+        cdef object wire
         if call.state == CS_DONE:
             return False
         try:
@@ -1215,7 +1222,7 @@ cdef class ServerConnection(GrpcConnection):
     cpdef send_message(self, ServerCall call, object payload):
         if call is None:
             raise TypeError("a call object is required, not None")
-        cdef bytes wire
+        cdef object wire
         if call.state == CS_DONE:
             return False
         if not call.headers_sent:

@@ -9,6 +9,13 @@ lives here.
 Writes are coalesced: actions taken by the application (send a message,
 finish a call) only schedule a flush for the end of the current loop
 iteration, so everything produced in one iteration leaves in one write.
+A large output (a big message) comes from the core as pieces of about
+64 KiB: on a TLS transport each piece is written by its own call, so it is
+encrypted and on its way before the next one is touched (one write of the
+whole output makes the TLS layer encrypt all of it into one large buffer
+first: measured 2x slower for 1 MiB messages); on plain TCP uvloop sends
+the pieces in one writev, and asyncio's loop gets them one by one (its
+writelines joins them).
 """
 import asyncio
 import socket
@@ -34,6 +41,7 @@ class AioConnection(asyncio.Protocol):
         self.core = core
         self.loop = loop
         self.transport = None
+        self._gather = False            # transport.writelines is one scatter-gather write
         self.peer = None
         self.closed = False
         self._timer = None
@@ -47,6 +55,8 @@ class AioConnection(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
+        self._gather = (transport.get_extra_info("sslcontext") is None
+                        and type(transport).__module__.startswith("uvloop"))
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
@@ -99,9 +109,15 @@ class AioConnection(asyncio.Protocol):
 
     def flush(self):
         self._flush_pending = False
-        out = self.core.data_to_send()
+        out = self.core.data_to_send_chunks()
         if out and self.transport is not None:
-            self.transport.write(out)
+            if len(out) == 1:
+                self.transport.write(out[0])
+            elif self._gather:
+                self.transport.writelines(out)
+            else:
+                for piece in out:
+                    self.transport.write(piece)
 
     def after_action(self):
         """The application acted on the core: deliver resulting events,
