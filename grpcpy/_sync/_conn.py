@@ -342,19 +342,24 @@ class SyncConnection:
         if buf is None:
             buf = self._pbuf = memoryview(bytearray(_PLAIN_SIZE))
         size = len(buf)
-        read = tls.ssl_object.read
+        obj = tls.ssl_object
+        incoming = tls.incoming
+        read = obj.read
         n = 0
         eof = False
         self._tls_more = False
         try:
-            while n < size:
+            # read while there is input (raising SSLWantReadError costs more
+            # than the checks: it ends only a read that found half a record)
+            while incoming.pending or obj.pending():
+                if n == size:
+                    self._tls_more = True
+                    break
                 got = read(size - n, buf[n:])
                 if not got:     # close_notify
                     eof = True
                     break
                 n += got
-            else:
-                self._tls_more = True
         except ssl.SSLWantReadError:
             pass
         if tls.outgoing.pending:
