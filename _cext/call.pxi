@@ -521,16 +521,21 @@ cdef class GrpcConnection(H2Connection):
 
     # -- receiving messages ------------------------------------------------
 
-    cdef int _deliver_data(self, _Call call, bytes data, int64_t flow_length) except -1:
-        """Decode messages from a DATA payload and hand them up; errors end
-        the call with the status the spec gives them."""
+    cdef int _deliver_data(self, _Call call, bytes data, const unsigned char* p, Py_ssize_t n,
+                           int64_t flow_length) except -1:
+        """Decode messages from a DATA payload (data, or when data is None
+        the n bytes at p) and hand them up; errors end the call with the
+        status the spec gives them."""
         cdef list messages
         cdef CallEvent ev
         cdef bytes payload
         cdef int flag
         call._credit_owed += flow_length
         try:
-            messages = call._decoder.feed(data)
+            if data is None:
+                messages = call._decoder.feed_view(p, n)
+            else:
+                messages = call._decoder.feed(data)
             for flag, payload in messages:
                 if flag:
                     if call.recv_encoding is None or call.recv_encoding == "identity":
@@ -951,13 +956,21 @@ cdef class ClientConnection(GrpcConnection):
         return 0
 
     cdef int _on_data(self, H2Stream s, bytes data, int64_t flow_length, bint end_stream) except -1:
+        return self._data_in(s, data, NULL, PyBytes_GET_SIZE(data), flow_length, end_stream)
+
+    cdef int _on_data_view(self, H2Stream s, const unsigned char* p, Py_ssize_t n, int64_t flow_length,
+                           bint end_stream) except -1:
+        return self._data_in(s, None, p, n, flow_length, end_stream)
+
+    cdef int _data_in(self, H2Stream s, bytes data, const unsigned char* p, Py_ssize_t n, int64_t flow_length,
+                      bint end_stream) except -1:
         cdef ClientCall call = <ClientCall>s.call
         if call is None:
             return 0
         if not call.headers_received:
             return self._fail_call(call, SC_INTERNAL, "DATA before response headers")
-        if PyBytes_GET_SIZE(data):
-            self._deliver_data(call, data, flow_length)
+        if n:
+            self._deliver_data(call, data, p, n, flow_length)
         elif flow_length:
             call._credit_owed += flow_length
             self._settle_credit(call)
@@ -1133,12 +1146,20 @@ cdef class ServerConnection(GrpcConnection):
         return self._reject(call, b"200", SC_RESOURCE_EXHAUSTED, "request header list exceeds the limit")
 
     cdef int _on_data(self, H2Stream s, bytes data, int64_t flow_length, bint end_stream) except -1:
+        return self._data_in(s, data, NULL, PyBytes_GET_SIZE(data), flow_length, end_stream)
+
+    cdef int _on_data_view(self, H2Stream s, const unsigned char* p, Py_ssize_t n, int64_t flow_length,
+                           bint end_stream) except -1:
+        return self._data_in(s, None, p, n, flow_length, end_stream)
+
+    cdef int _data_in(self, H2Stream s, bytes data, const unsigned char* p, Py_ssize_t n, int64_t flow_length,
+                      bint end_stream) except -1:
         cdef ServerCall call = <ServerCall>s.call
         if call is None or call.state == CS_DONE:
             self.acknowledge_received_data(s.stream_id, flow_length)
             return 0
-        if PyBytes_GET_SIZE(data):
-            self._deliver_data(call, data, flow_length)
+        if n:
+            self._deliver_data(call, data, p, n, flow_length)
         elif flow_length:
             call._credit_owed += flow_length
             self._settle_credit(call)

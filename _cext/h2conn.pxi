@@ -278,6 +278,7 @@ cdef class H2Connection:
         self._parser = FrameParser(max_frame_size=config.max_frame_size,
                                    max_continuations=config.max_continuations,
                                    max_header_block_size=config.max_header_block_size)
+        self._parser._data_views = True
         self._encoder = Encoder()
         self._decoder = Decoder(max_table_size=config.header_table_size,
                                 max_header_list_size=config.max_header_list_size)
@@ -375,10 +376,13 @@ cdef class H2Connection:
     # bytes in
 
     cpdef list receive_data(self, data, double now=0.0):
-        """Feed received bytes; return the events they cause."""
+        """Feed received bytes (any bytes-like object; nothing of it is kept
+        once this returns, so the caller may reuse its buffer); return the
+        events they cause."""
         cdef list frames
         cdef Frame f
         cdef list events
+        cdef Py_buffer pb
         if self.closed:
             return []
         self._now = now
@@ -387,19 +391,25 @@ cdef class H2Connection:
                 data = self._read_magic(data)
                 if data is None:
                     return self._take_events()
+            # the chunk stays held until its frames are handled: DATA frames
+            # point into it
+            PyObject_GetBuffer(data, &pb, PyBUF_SIMPLE)
             try:
-                frames = self._parser.receive(data)
-            except FrameError as exc:
-                # frames that completed before the bad one are still handled
-                for f in getattr(exc, "frames", ()):
+                try:
+                    frames = self._parser.receive_ptr(<const unsigned char*>pb.buf, pb.len)
+                except FrameError as exc:
+                    # frames that completed before the bad one are still handled
+                    for f in getattr(exc, "frames", ()):
+                        self._dispatch(f, now)
+                    if exc.connection:
+                        raise _ConnectionError(exc.error_code, exc.args[0])
+                    raise
+                for f in frames:
                     self._dispatch(f, now)
-                if exc.connection:
-                    raise _ConnectionError(exc.error_code, exc.args[0])
-                raise
-            for f in frames:
-                self._dispatch(f, now)
-                if self.closed:
-                    break
+                    if self.closed:
+                        break
+            finally:
+                PyBuffer_Release(&pb)
         except _ConnectionError as exc:
             self._terminate(exc.code, exc.args[0], now)
         return self._take_events()
@@ -528,10 +538,13 @@ cdef class H2Connection:
         if s.recv_window < 0:
             return self._stream_error(sid, ERR_FLOW_CONTROL_ERROR)
         # padding is never seen by the application: credit it now
-        s.recv_unacked += flen - PyBytes_GET_SIZE(f.data)
+        s.recv_unacked += flen - (f._dlen if f.data is None else PyBytes_GET_SIZE(f.data))
         if f.flags & FLAG_END_STREAM:
             self._remote_end(s)
-        self._on_data(s, f.data, flen, (f.flags & FLAG_END_STREAM) != 0)
+        if f.data is None:
+            self._on_data_view(s, f._dptr, f._dlen, flen, (f.flags & FLAG_END_STREAM) != 0)
+        else:
+            self._on_data(s, f.data, flen, (f.flags & FLAG_END_STREAM) != 0)
         if s.state == ST_CLOSED:
             self._forget(s, CL_ENDED)
         return 0
@@ -1222,6 +1235,12 @@ cdef class H2Connection:
         ev.end_stream = end_stream
         self._push(ev)
         return 0
+
+    cdef int _on_data_view(self, H2Stream s, const unsigned char* p, Py_ssize_t n, int64_t flow_length,
+                           bint end_stream) except -1:
+        """DATA whose payload is a view into the chunk being parsed (valid
+        during this call only)."""
+        return self._on_data(s, PyBytes_FromStringAndSize(<const char*>p, n), flow_length, end_stream)
 
     cdef int _on_stream_reset(self, H2Stream s, uint32_t code, bint remote, bint never_processed) except -1:
         cdef H2Event ev = _event(EV_STREAM_RESET, s.stream_id)

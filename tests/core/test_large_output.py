@@ -143,3 +143,25 @@ def test_queued_chunks_share_frames_when_the_window_opens():
     events = server.receive_data(client.data_to_send())
     data = [e for e in events if e.kind == c.EV_DATA]
     assert [e.data for e in data] == [b"c" * 10] and data[0].end_stream
+
+
+def test_receive_data_keeps_nothing_of_a_reused_buffer():
+    """The facades read into one buffer and reuse it after receive_data
+    returns: DATA is parsed in place from it, so the core must have copied
+    everything it keeps by then."""
+    p = wide_open()
+    bodies = [os.urandom(n) for n in (5, 70_000, 1 << 20, 16_384, 300_000)]
+    calls = []
+    for body in bodies:
+        call = p.client.start_call("/pkg.Svc/Big", p.now)
+        p.client.send_unary(call, body)
+        calls.append(call)
+    wire = p.client.data_to_send()
+    buf = bytearray(40_000)
+    events = []
+    for i in range(0, len(wire), len(buf)):
+        piece = wire[i:i + len(buf)]
+        buf[:len(piece)] = piece
+        events += p.server.receive_data(memoryview(buf)[:len(piece)], p.now)
+        buf[:] = b"\x5a" * len(buf)
+    assert [e.data for e in events if e.kind == c.CE_MESSAGE] == bodies
