@@ -86,15 +86,10 @@ class TlsSession:
     def close(self):
         self.sock.close()
 
-    def encrypt(self, pieces):
-        """TLS records for the plaintext pieces, one ciphertext piece each."""
-        write = self.ssl_object.write
-        read = self.outgoing.read
-        out = []
-        for piece in pieces:
-            write(piece)
-            out.append(read())
-        return out
+    def encrypt_one(self, piece):
+        """The TLS records of one plaintext piece."""
+        self.ssl_object.write(piece)
+        return self.outgoing.read()
 
 
 def tls_handshake(sock, context, server_side, server_hostname=None, timeout=None):
@@ -182,13 +177,21 @@ class SyncConnection:
         if self.closed:
             return
         if pieces:
-            if self._tls is not None:
-                try:
-                    pieces = self._tls.encrypt(pieces)
-                except (OSError, ValueError):
-                    self._fail_locked("TLS write failed")
-                    return
-            self._send_locked(pieces)
+            if self._tls is None:
+                self._send_locked(pieces)
+            else:
+                # each piece is sent as soon as it is encrypted: the peer
+                # decrypts the first while we encrypt the next
+                encrypt = self._tls.encrypt_one
+                for piece in pieces:
+                    try:
+                        record = encrypt(piece)
+                    except (OSError, ValueError):
+                        self._fail_locked("TLS write failed")
+                        return
+                    self._send_locked([record])
+                    if self.closed:
+                        return
         when = self.core.next_timer()
         if when < self._sleep_until:
             self._wake()
