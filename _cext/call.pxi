@@ -88,6 +88,9 @@ CALL_EVENT_NAMES = {
 }
 
 USER_AGENT = "grpc-python-grpcpy/" + _GRPCPY_VERSION
+# A message at least this large is queued as (prefix, body) instead of being
+# copied behind its prefix; a smaller one is joined (one chunk per message).
+cdef Py_ssize_t SPLIT_MESSAGE_SIZE = 16 * 1024
 cdef tuple SUPPORTED_ENCODINGS = ("identity", "deflate", "gzip")
 cdef bytes ACCEPT_ENCODING = b"identity,deflate,gzip"
 # Header sets most responses share, as tuples: the HPACK encoder caches the
@@ -514,8 +517,10 @@ cdef class GrpcConnection(H2Connection):
 
     # -- sending messages ------------------------------------------------
 
-    cdef bytes _frame_message(self, _Call call, object payload):
-        """The message as it goes on the wire (prefix, maybe compressed)."""
+    cdef object _frame_message(self, _Call call, object payload):
+        """The message as it goes on the wire (prefix, maybe compressed): one
+        bytes object, or for a large message a (prefix, body) tuple, so that
+        the body is not copied just to put five bytes in front of it."""
         cdef bytes data = payload if PyBytes_CheckExact(payload) else bytes(payload)
         cdef bint compressed = False
         cdef object compress
@@ -527,20 +532,27 @@ cdef class GrpcConnection(H2Connection):
         call.compress_next = True
         if self.max_send_message_length >= 0 and PyBytes_GET_SIZE(data) > self.max_send_message_length:
             raise MessageTooLarge(PyBytes_GET_SIZE(data), self.max_send_message_length)
+        if PyBytes_GET_SIZE(data) >= SPLIT_MESSAGE_SIZE:
+            return (message_prefix(PyBytes_GET_SIZE(data), compressed), data)
         return encode_message(data, compressed)
 
     # -- receiving messages ------------------------------------------------
 
-    cdef int _deliver_data(self, _Call call, bytes data, int64_t flow_length) except -1:
-        """Decode messages from a DATA payload and hand them up; errors end
-        the call with the status the spec gives them."""
+    cdef int _deliver_data(self, _Call call, bytes data, const unsigned char* p, Py_ssize_t n,
+                           int64_t flow_length) except -1:
+        """Decode messages from a DATA payload (data, or when data is None
+        the n bytes at p) and hand them up; errors end the call with the
+        status the spec gives them."""
         cdef list messages
         cdef CallEvent ev
         cdef bytes payload
         cdef int flag
         call._credit_owed += flow_length
         try:
-            messages = call._decoder.feed(data)
+            if data is None:
+                messages = call._decoder.feed_view(p, n)
+            else:
+                messages = call._decoder.feed(data)
             for flag, payload in messages:
                 if flag:
                     if call.recv_encoding is None or call.recv_encoding == "identity":
@@ -773,7 +785,7 @@ cdef class ClientConnection(GrpcConnection):
         """Send one request message (serialized bytes)."""
         if call is None:
             raise TypeError("a call object is required, not None")
-        cdef bytes wire
+        cdef object wire
         if call.state == CS_DONE:
             return False
         try:
@@ -791,7 +803,7 @@ cdef class ClientConnection(GrpcConnection):
         """Send the only request message and END_STREAM in one go."""
         if call is None:
             raise TypeError("a call object is required, not None")
-        cdef bytes wire
+        cdef object wire
         if call.state == CS_DONE:
             return False
         try:
@@ -961,13 +973,21 @@ cdef class ClientConnection(GrpcConnection):
         return 0
 
     cdef int _on_data(self, H2Stream s, bytes data, int64_t flow_length, bint end_stream) except -1:
+        return self._data_in(s, data, NULL, PyBytes_GET_SIZE(data), flow_length, end_stream)
+
+    cdef int _on_data_view(self, H2Stream s, const unsigned char* p, Py_ssize_t n, int64_t flow_length,
+                           bint end_stream) except -1:
+        return self._data_in(s, None, p, n, flow_length, end_stream)
+
+    cdef int _data_in(self, H2Stream s, bytes data, const unsigned char* p, Py_ssize_t n, int64_t flow_length,
+                      bint end_stream) except -1:
         cdef ClientCall call = <ClientCall>s.call
         if call is None:
             return 0
         if not call.headers_received:
             return self._fail_call(call, SC_INTERNAL, "DATA before response headers")
-        if PyBytes_GET_SIZE(data):
-            self._deliver_data(call, data, flow_length)
+        if n:
+            self._deliver_data(call, data, p, n, flow_length)
         elif flow_length:
             call._credit_owed += flow_length
             self._settle_credit(call)
@@ -1143,12 +1163,20 @@ cdef class ServerConnection(GrpcConnection):
         return self._reject(call, b"200", SC_RESOURCE_EXHAUSTED, "request header list exceeds the limit")
 
     cdef int _on_data(self, H2Stream s, bytes data, int64_t flow_length, bint end_stream) except -1:
+        return self._data_in(s, data, NULL, PyBytes_GET_SIZE(data), flow_length, end_stream)
+
+    cdef int _on_data_view(self, H2Stream s, const unsigned char* p, Py_ssize_t n, int64_t flow_length,
+                           bint end_stream) except -1:
+        return self._data_in(s, None, p, n, flow_length, end_stream)
+
+    cdef int _data_in(self, H2Stream s, bytes data, const unsigned char* p, Py_ssize_t n, int64_t flow_length,
+                      bint end_stream) except -1:
         cdef ServerCall call = <ServerCall>s.call
         if call is None or call.state == CS_DONE:
             self.acknowledge_received_data(s.stream_id, flow_length)
             return 0
-        if PyBytes_GET_SIZE(data):
-            self._deliver_data(call, data, flow_length)
+        if n:
+            self._deliver_data(call, data, p, n, flow_length)
         elif flow_length:
             call._credit_owed += flow_length
             self._settle_credit(call)
@@ -1235,7 +1263,7 @@ cdef class ServerConnection(GrpcConnection):
     cpdef send_message(self, ServerCall call, object payload):
         if call is None:
             raise TypeError("a call object is required, not None")
-        cdef bytes wire
+        cdef object wire
         if call.state == CS_DONE:
             return False
         if not call.headers_sent:

@@ -119,6 +119,11 @@ cdef class Frame:
     cdef readonly uint32_t promised_stream_id
     cdef readonly list settings
     cdef readonly object error
+    # DATA parsed by a parser in view mode (the connection's own): the
+    # payload is left where it lies in the chunk being parsed, data is None.
+    # Valid only while that chunk is (H2Connection.receive_data).
+    cdef const unsigned char* _dptr
+    cdef Py_ssize_t _dlen
 
     @property
     def end_stream(self):
@@ -242,6 +247,13 @@ cdef class FrameParser:
     cdef Py_ssize_t _hb_count      # CONTINUATION frames so far
 
     cdef object _dead              # the connection error that ended us
+
+    # View mode (set by H2Connection, never by the public API): DATA
+    # payloads that lie whole in the chunk being parsed are not copied; the
+    # frame points into the chunk (Frame._dptr) and is handled before the
+    # chunk is let go. A payload assembled in the pending buffer is copied
+    # as always (a later partial frame reuses that buffer).
+    cdef bint _data_views
 
     def __cinit__(self):
         self._pend = NULL
@@ -532,7 +544,12 @@ cdef class FrameParser:
                 off = 1
                 end = length - pad
                 f.pad_length = pad
-            f.data = _bytes_at(p + off, end - off)
+            if self._data_views and not (self._pend != NULL and p >= self._pend
+                                         and p < self._pend + self._pend_cap):
+                f._dptr = p + off
+                f._dlen = end - off
+            else:
+                f.data = _bytes_at(p + off, end - off)
             f.flow_length = length
             out.append(f)
             return 0

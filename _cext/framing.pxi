@@ -9,9 +9,18 @@
 # we would reject anyway. Bodies accumulate in a ReadBuffer; a message that
 # arrived in one piece is handed out as one slice, or as the very chunk object
 # when the chunk was exactly that message.
+#
+# A large message (BODY_DIRECT or more) is assembled in place instead: once an
+# eighth of it has arrived, its bytes object is allocated at full size, what
+# the ReadBuffer holds moves into it, and the rest is copied straight from the
+# received chunks (feed_view: from the connection's read buffer, without a
+# bytes object per DATA frame). The eighth bounds what a peer that declares a
+# large message and stops can make us reserve: 8x what it sent.
 
 cdef enum:
     MESSAGE_PREFIX_SIZE = 5
+
+cdef Py_ssize_t BODY_DIRECT = 64 * 1024
 
 
 @cython.final
@@ -21,6 +30,8 @@ cdef class MessageDecoder:
     cdef Py_ssize_t _need         # body bytes of the message in progress; -1: waiting for a prefix
     cdef int _flag                # compressed flag of the message in progress
     cdef object _error            # first error raised; the decoder stays failed
+    cdef bytes _body              # a large message assembled in place, or None
+    cdef Py_ssize_t _body_pos     # bytes of _body filled
 
     def __cinit__(self, Py_ssize_t max_message_size=4 * 1024 * 1024):
         self._buf = ReadBuffer()
@@ -28,6 +39,8 @@ cdef class MessageDecoder:
         self._need = -1
         self._flag = 0
         self._error = None
+        self._body = None
+        self._body_pos = 0
 
     @property
     def max_message_size(self):
@@ -40,7 +53,7 @@ cdef class MessageDecoder:
     @property
     def buffered(self):
         """Bytes received that are not yet part of a complete message."""
-        return len(self._buf) + (MESSAGE_PREFIX_SIZE if self._need >= 0 else 0)
+        return len(self._buf) + (MESSAGE_PREFIX_SIZE if self._need >= 0 else 0) + self._body_pos
 
     @property
     def in_message(self):
@@ -54,11 +67,48 @@ cdef class MessageDecoder:
         MessageFlagError as soon as a bad prefix is complete; after an error
         the decoder refuses further input with the same error."""
         cdef list out = []
+        cdef Py_buffer pb
         if self._error is not None:
             raise self._error
+        if self._body is not None:
+            PyObject_GetBuffer(data, &pb, PyBUF_SIMPLE)
+            try:
+                self._feed_view(<const unsigned char*>pb.buf, pb.len, out)
+            finally:
+                PyBuffer_Release(&pb)
+            return out
         self._buf.feed(data)
         self._decode(out)
         return out
+
+    cdef list feed_view(self, const unsigned char* p, Py_ssize_t n):
+        """feed() for bytes that lie at p (valid during the call only): a
+        large message in progress takes them straight into its body."""
+        cdef list out = []
+        if self._error is not None:
+            raise self._error
+        self._feed_view(p, n, out)
+        return out
+
+    cdef int _feed_view(self, const unsigned char* p, Py_ssize_t n, list out) except -1:
+        cdef Py_ssize_t take
+        while self._body is not None and n > 0:
+            take = self._need - self._body_pos
+            if take > n:
+                take = n
+            memcpy(PyBytes_AS_STRING(self._body) + self._body_pos, p, take)
+            self._body_pos += take
+            p += take
+            n -= take
+            if self._body_pos == self._need:
+                out.append((self._flag, self._body))
+                self._body = None
+                self._body_pos = 0
+                self._need = -1
+        if n > 0:
+            self._buf.feed(PyBytes_FromStringAndSize(<const char*>p, n))
+            self._decode(out)
+        return 0
 
     cdef int _decode(self, list out) except -1:
         cdef unsigned char prefix[MESSAGE_PREFIX_SIZE]
@@ -77,6 +127,11 @@ cdef class MessageDecoder:
                 self._flag = prefix[0]
                 self._need = length
             if buf._size < self._need:
+                if self._need >= BODY_DIRECT and buf._size * 8 >= self._need:
+                    # assemble it in place from now on
+                    self._body = PyBytes_FromStringAndSize(NULL, self._need)
+                    self._body_pos = buf._size
+                    buf.read_into(PyBytes_AS_STRING(self._body), buf._size)
                 return 0
             out.append((self._flag, buf.read(self._need)))
             self._need = -1
@@ -84,6 +139,8 @@ cdef class MessageDecoder:
     cdef int _fail(self, exc) except -1:
         self._error = exc
         self._buf.clear()
+        self._body = None
+        self._body_pos = 0
         raise exc
 
 

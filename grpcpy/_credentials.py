@@ -6,7 +6,9 @@ Which library does what, and why
 * The TLS record layer is the standard library's `ssl` module: it is
   OpenSSL in C, the asyncio transports (uvloop's too) speak it natively, and
   it adds no Python work per byte - TLS must not cost the facades their
-  speed.
+  speed. Both facades drive it through memory BIOs (ssl.SSLObject): the
+  asyncio transports do so themselves, the threaded API in
+  grpcpy/_sync/_conn.py (an ssl.SSLSocket costs a system call per record).
 * pyOpenSSL (with `cryptography`, which it is built on and which parses
   the certificates) does what `ssl` cannot: `ssl` loads certificates and
   keys only from files and reports peer certificates only as a dict. Here

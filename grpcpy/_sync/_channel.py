@@ -16,7 +16,7 @@ import time
 from grpcpy import _cext, _credentials, _types
 from grpcpy import _channel_plane as plane_mod
 from grpcpy._options import ChannelOptions
-from grpcpy._sync._conn import SyncConnection
+from grpcpy._sync._conn import SyncConnection, tls_handshake
 
 _LOGGER = logging.getLogger("grpcpy.channel")
 _INF = float("inf")
@@ -846,10 +846,9 @@ class Channel(_types.Channel):
                 sock = socket.create_connection((address.host, address.port), timeout=timeout)
             if self._tls:
                 try:
-                    sock.settimeout(max(0.001, deadline - monotonic()))
-                    sock = self._credentials.client_context().wrap_socket(
-                        sock, server_hostname=self._server_hostname)
-                    problem = _credentials.check_alpn(sock)
+                    tls = tls_handshake(sock, self._credentials.client_context(), False,
+                                        self._server_hostname, max(0.001, deadline - monotonic()))
+                    problem = _credentials.check_alpn(tls.ssl_object)
                     if problem:
                         raise OSError(problem)
                     if self._check_call_host:
@@ -857,6 +856,7 @@ class Channel(_types.Channel):
                 except (OSError, ssl.SSLError):
                     sock.close()
                     raise
+                sock = tls
         except (OSError, ssl.SSLError) as exc:
             with self._lock:
                 if not self._closed:

@@ -23,7 +23,7 @@ import time
 from grpcpy import _cext, _credentials, _types
 from grpcpy._context import PeerInfo
 from grpcpy._options import ServerOptions, bind_sockets
-from grpcpy._sync._conn import SyncConnection
+from grpcpy._sync._conn import SyncConnection, tls_handshake
 
 _LOGGER = logging.getLogger("grpcpy.server")
 _ServerCall = _cext.ServerCall
@@ -397,18 +397,17 @@ class Server:
 
     def _tls_handshake(self, sock, credentials):
         try:
-            sock.settimeout(10.0)
-            tls = credentials.server_context().wrap_socket(sock, server_side=True)
+            tls = tls_handshake(sock, credentials.server_context(), True, timeout=10.0)
         except (OSError, ssl.SSLError) as exc:
             _LOGGER.info("TLS handshake failed: %s", exc)
             sock.close()
             return
-        problem = _credentials.check_alpn(tls)
+        problem = _credentials.check_alpn(tls.ssl_object)
         if problem:
             _LOGGER.info("closing TLS connection: %s", problem)
-            tls.close()
+            sock.close()
             return
-        self._admit(tls, _credentials.tls_auth_context(tls))
+        self._admit(tls, _credentials.tls_auth_context(tls.ssl_object))
 
     def stop(self, grace):
         """Stop: refuse new calls now; calls in flight may finish within

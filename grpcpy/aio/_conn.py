@@ -13,13 +13,34 @@ a lone call pays no extra loop iteration before its bytes leave; a second
 action schedules one write at the end of the loop iteration for itself and
 whatever else the iteration adds (64 calls started together cost two
 writes, not 64).
+A large output (a big message) comes from the core as pieces of about
+64 KiB: on a TLS transport each piece is written by its own call, so it is
+encrypted and on its way before the next one is touched (one write of the
+whole output makes the TLS layer encrypt all of it into one large buffer
+first: measured 2x slower for 1 MiB messages); on plain TCP uvloop sends
+the pieces in one writev, and asyncio's loop gets them one by one (its
+writelines joins them).
+
+Reads are buffered (asyncio.BufferedProtocol): the transport reads into a
+256 KiB buffer that all connections of a loop share, and the core parses
+straight from it (it keeps copies only of what it needs: frame payloads,
+partial frames). On TLS this makes the SSL layer decrypt record after
+record into that buffer instead of allocating a 256 KiB bytes object per
+record and joining them (measured: 25% less CPU per small TLS call, 10%
+per 1 MiB TLS call); on asyncio's own loop it replaces recv() into a
+fresh 256 KiB object with recv_into().
 """
 import asyncio
 import socket
+import weakref
 
 from grpcpy import _cext
 
 _INF = float("inf")
+READ_BUFFER_SIZE = 256 * 1024
+# loop -> the read buffer of its connections (a loop runs one callback at a
+# time, and the core is done with the bytes when data_received returns)
+_read_buffers = weakref.WeakKeyDictionary()
 
 CE_CALL_STARTED = _cext.CE_CALL_STARTED
 CE_INITIAL_METADATA = _cext.CE_INITIAL_METADATA
@@ -31,13 +52,21 @@ CE_GOAWAY = _cext.CE_GOAWAY
 CE_CONNECTION_CLOSED = _cext.CE_CONNECTION_CLOSED
 
 
-class AioConnection(asyncio.Protocol):
+def _read_buffer(loop):
+    buf = _read_buffers.get(loop)
+    if buf is None:
+        buf = _read_buffers[loop] = memoryview(bytearray(READ_BUFFER_SIZE))
+    return buf
+
+
+class AioConnection(asyncio.BufferedProtocol):
     """Drives one sans-IO core from an asyncio transport."""
 
     def __init__(self, core, loop):
         self.core = core
         self.loop = loop
         self.transport = None
+        self._gather = False            # transport.writelines is one scatter-gather write
         self.peer = None
         self.closed = False
         self._timer = None
@@ -46,12 +75,15 @@ class AioConnection(asyncio.Protocol):
         self._wrote_early = False     # an action was written at once since the last read or flush
         self._dispatching = False
         self._write_waiters = []
+        self._rbuf = None
         self.lost = loop.create_future()
 
     # -- transport callbacks -----------------------------------------------
 
     def connection_made(self, transport):
         self.transport = transport
+        self._gather = (transport.get_extra_info("sslcontext") is None
+                        and type(transport).__module__.startswith("uvloop"))
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
@@ -76,6 +108,15 @@ class AioConnection(asyncio.Protocol):
         self._arm_timer()
         if self.core.closed and not self.closed:
             self._close_transport()
+
+    def get_buffer(self, sizehint):
+        buf = self._rbuf
+        if buf is None:
+            buf = self._rbuf = _read_buffer(self.loop)
+        return buf
+
+    def buffer_updated(self, nbytes):
+        self.data_received(self._rbuf[:nbytes])
 
     def eof_received(self):
         return False  # close our side too
@@ -106,9 +147,18 @@ class AioConnection(asyncio.Protocol):
     def flush(self):
         self._flush_pending = False
         self._wrote_early = False
-        out = self.core.data_to_send()
+        self._write_out()
+
+    def _write_out(self):
+        out = self.core.data_to_send_chunks()
         if out and self.transport is not None:
-            self.transport.write(out)
+            if len(out) == 1:
+                self.transport.write(out[0])
+            elif self._gather:
+                self.transport.writelines(out)
+            else:
+                for piece in out:
+                    self.transport.write(piece)
 
     def after_action(self):
         """The application acted on the core: deliver resulting events,
@@ -125,9 +175,7 @@ class AioConnection(asyncio.Protocol):
                 self.loop.call_soon(self.flush)
             else:
                 self._wrote_early = True
-                out = self.core.data_to_send()
-                if out and self.transport is not None:
-                    self.transport.write(out)
+                self._write_out()
         self._arm_timer()
 
     async def wait_writable(self):
