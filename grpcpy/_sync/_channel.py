@@ -852,7 +852,7 @@ class Channel(_types.Channel):
                     if problem:
                         raise OSError(problem)
                     if self._check_call_host:
-                        call_refusal = _credentials.call_host_refusal(self._authority, sock)
+                        call_refusal = _credentials.call_host_refusal(self._authority, tls.ssl_object)
                 except (OSError, ssl.SSLError):
                     sock.close()
                     raise
