@@ -93,6 +93,13 @@ USER_AGENT = "grpc-python-grpcpy/" + _GRPCPY_VERSION
 cdef Py_ssize_t SPLIT_MESSAGE_SIZE = 16 * 1024
 cdef tuple SUPPORTED_ENCODINGS = ("identity", "deflate", "gzip")
 cdef bytes ACCEPT_ENCODING = b"identity,deflate,gzip"
+# Header sets most responses share, as tuples: the HPACK encoder caches the
+# encoding of a tuple it has seen, so a repeated set costs one dict lookup.
+cdef tuple RESPONSE_HEADERS = ((b":status", b"200"), (b"content-type", b"application/grpc"),
+                               (b"grpc-accept-encoding", ACCEPT_ENCODING))
+cdef tuple STATUS_TRAILERS = tuple([((b"grpc-status", b"%d" % n),) for n in range(17)])
+cdef tuple STATUS_TRAILERS_ONLY = tuple([((b":status", b"200"), (b"content-type", b"application/grpc"),
+                                          (b"grpc-status", b"%d" % n)) for n in range(17)])
 
 # Headers a gRPC peer uses for the protocol itself; never shown as metadata.
 cdef frozenset RESERVED_HEADERS = frozenset([
@@ -431,13 +438,23 @@ cdef class ClientCall(_Call):
 cdef class ServerCall(_Call):
     cdef readonly str method
     cdef readonly bytes authority
-    cdef readonly object metadata
+    cdef object _metadata                      # decoded on first use
+    cdef list _request_headers                 # what it is decoded from
     cdef readonly bint headers_sent
     cdef readonly bint half_closed             # the client has finished sending
     cdef list _pending_initial                 # initial metadata to send with the first message/status
 
     def __repr__(self):
         return "<ServerCall %s stream=%d state=%d>" % (self.method, self.stream_id, self.state)
+
+    @property
+    def metadata(self):
+        """The request's application metadata (decoded when first asked
+        for: most handlers never look)."""
+        if self._metadata is None:
+            self._metadata = decode_metadata(self._request_headers) if self._request_headers is not None else ()
+            self._request_headers = None
+        return self._metadata
 
 
 cdef class GrpcConnection(H2Connection):
@@ -1107,7 +1124,7 @@ cdef class ServerConnection(GrpcConnection):
         if self.compression is not None and self.compression != "identity":
             self._choose_encoding(call, self.compression)
         call._decoder = MessageDecoder(self.max_receive_message_length)
-        call.metadata = decode_metadata(headers)
+        call._request_headers = headers
         self._arm_deadline(call)
         if end_stream:
             call.half_closed = True
@@ -1225,8 +1242,11 @@ cdef class ServerConnection(GrpcConnection):
         cdef list headers
         if call.headers_sent or call.state == CS_DONE:
             return False
-        headers = [(b":status", b"200"), (b"content-type", b"application/grpc"),
-                   (b"grpc-accept-encoding", ACCEPT_ENCODING)]
+        if call.send_encoding is None and not metadata:
+            self._write_headers(call._stream, RESPONSE_HEADERS, False)
+            call.headers_sent = True
+            return True
+        headers = list(RESPONSE_HEADERS)
         if call.send_encoding is not None:
             headers.append((b"grpc-encoding", call.send_encoding.encode("ascii")))
         headers.extend(encode_metadata(metadata))
@@ -1289,6 +1309,13 @@ cdef class ServerConnection(GrpcConnection):
 
     cdef int _send_status_headers(self, ServerCall call, int code, str details, object trailing) except -1:
         cdef list headers
+        if not details and not trailing and 0 <= code <= 16:
+            if call.headers_sent:
+                self.send_headers(call.stream_id, STATUS_TRAILERS[code], True)
+            else:
+                call.headers_sent = True
+                self.send_headers(call.stream_id, STATUS_TRAILERS_ONLY[code], True)
+            return 0
         if call.headers_sent:
             headers = []
         else:

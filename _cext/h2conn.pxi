@@ -78,7 +78,8 @@ cdef bytes SHUTDOWN_PING = b"grpcpyGA"
 cdef Py_ssize_t OUTPUT_CHUNK = 64 * 1024
 # Closed streams remembered to classify late frames (§5.1 "closed"); older
 # ones are treated as long closed. Bounded so a peer cannot grow it.
-cdef Py_ssize_t CLOSED_MEMORY = 1024
+cdef enum:
+    CLOSED_MEMORY = 1024
 
 
 class H2ProtocolError(Exception):
@@ -223,6 +224,9 @@ cdef class H2Connection:
     cdef list _events
     cdef readonly dict streams                  # open (not closed) streams by id
     cdef dict _closed                           # recently closed id -> CL_*
+    cdef uint32_t _closed_order[CLOSED_MEMORY]  # ring of the ids in _closed, oldest at _closed_head
+    cdef Py_ssize_t _closed_head
+    cdef Py_ssize_t _closed_count
     cdef list _send_queue                       # streams with data waiting for window
     cdef Py_ssize_t _send_head
 
@@ -736,9 +740,20 @@ cdef class H2Connection:
     cdef inline void _remember_closed(self, uint32_t sid, int how):
         """Remember how a stream closed, keeping only the newest
         CLOSED_MEMORY entries (a peer must not be able to grow this)."""
-        self._closed[sid] = how
-        if len(self._closed) > CLOSED_MEMORY:
-            del self._closed[next(iter(self._closed))]
+        cdef dict closed = self._closed
+        if sid in closed:
+            closed[sid] = how
+            return
+        if self._closed_count == CLOSED_MEMORY:
+            # forget the oldest (a ring of ids, not dict iteration: taking a
+            # dict's first key costs a scan over every entry deleted before it)
+            closed.pop(self._closed_order[self._closed_head], None)
+            self._closed_order[self._closed_head] = sid
+            self._closed_head = (self._closed_head + 1) % CLOSED_MEMORY
+        else:
+            self._closed_order[(self._closed_head + self._closed_count) % CLOSED_MEMORY] = sid
+            self._closed_count += 1
+        closed[sid] = how
 
     # -- RST_STREAM, WINDOW_UPDATE -----------------------------------------
 

@@ -23,8 +23,11 @@ Which library does what, and why
   at once.
 """
 import collections
+import ipaddress
+import logging
 import os
 import shutil
+import socket
 import ssl
 import tempfile
 import threading
@@ -37,6 +40,7 @@ from OpenSSL import SSL as _SSL
 from grpcpy import _types
 
 ALPN = ["h2"]
+_LOGGER = logging.getLogger("grpcpy.credentials")
 
 
 # -- PEM handling (pyOpenSSL) ---------------------------------------------------------
@@ -78,20 +82,47 @@ def _check_key_pair(private_key, certificate_chain):
         raise ValueError("the private key does not match the certificate") from None
 
 
+OTHER_SAN = "other types of SAN"   # grpcio's text for the kinds of name it does not spell out
+_SAN_KINDS = ((_x509.DNSName, "dns"), (_x509.UniformResourceIdentifier, "uri"), (_x509.RFC822Name, "email"))
+
+
 def certificate_names(der):
-    """(common name, [subject alternative names], PEM) of a DER certificate."""
+    """(common name, [(kind, text)] of subject alternative names, PEM) of a
+    DER certificate, read as grpcio reads them: the subject's first common
+    name ("" when it has none); alternative names in certificate order, of
+    kind "dns", "uri", "email", "ip" (inet_ntop text) or None (any other
+    kind, text OTHER_SAN)."""
     cert = _x509.load_der_x509_certificate(der)
     names = cert.subject.get_attributes_for_oid(_NameOID.COMMON_NAME)
-    cn = names[0].value if names else None
+    cn = names[0].value if names else ""
+    if isinstance(cn, bytes):
+        cn = cn.decode("utf-8", "replace")
     sans = []
     try:
         ext = cert.extensions.get_extension_for_class(_x509.SubjectAlternativeName).value
     except _x509.ExtensionNotFound:
-        ext = None
-    if ext is not None:
-        for general in ext:
-            sans.append(str(general.value))
+        ext = ()
+    for general in ext:
+        if isinstance(general, _x509.IPAddress) and not isinstance(general.value, (ipaddress.IPv4Network,
+                                                                                   ipaddress.IPv6Network)):
+            ip = general.value
+            sans.append(("ip", socket.inet_ntop(socket.AF_INET if ip.version == 4 else socket.AF_INET6, ip.packed)))
+            continue
+        for cls, kind in _SAN_KINDS:
+            if isinstance(general, cls):
+                sans.append((kind, general.value))
+                break
+        else:
+            sans.append((None, OTHER_SAN))
     return cn, sans, cert.public_bytes(_serialization.Encoding.PEM)
+
+
+def _is_spiffe_id(uri):
+    """grpcio's test for a SPIFFE ID: spiffe://trust-domain/workload."""
+    if not uri.startswith("spiffe://") or len(uri) > 2048:
+        return False
+    parts = uri.split("/")
+    return len(parts) >= 4 and parts[3] != "" and len(parts[2]) <= 255
 
 
 def _load_chain(ctx, certificate_chain, private_key):
@@ -296,7 +327,8 @@ class ServerCredentials:
         self._fetcher = fetcher
         self._local_type = local_connect_type
         self._lock = threading.Lock()
-        self._context = None
+        self._context = None            # the SSLContext sockets are wrapped with
+        self._current = None            # the _ContextSet of the configuration in force
         self._context_config = None
 
     @property
@@ -304,6 +336,7 @@ class ServerCredentials:
         return self._kind == "ssl"
 
     def _build(self, config):
+        """The contexts of one configuration, one per key/certificate pair."""
         contexts = []
         for key, chain in config._pairs:
             ctx = _base_context(True)
@@ -313,47 +346,110 @@ class ServerCredentials:
                 ctx.verify_mode = ssl.CERT_REQUIRED if self._require_client_auth else ssl.CERT_OPTIONAL
             elif self._require_client_auth:
                 raise ValueError("require_client_auth needs root_certificates to verify clients")
-            contexts.append((ctx, certificate_names(ssl.PEM_cert_to_DER_cert(chain.decode("ascii")))))
-        main = contexts[0][0]
-        if len(contexts) > 1:
-            # several certificates: choose by the name the client asks for (SNI)
-            def choose(ssl_object, server_name, _ctx):
-                if server_name:
-                    for ctx, (cn, sans, _pem) in contexts:
-                        if server_name == cn or server_name in sans or any(
-                                s.startswith("*.") and server_name.endswith(s[1:]) for s in sans):
-                            ssl_object.context = ctx
-                            return None
-                return None
-            main.sni_callback = choose
-        return main
+            cn, sans, _pem = certificate_names(ssl.PEM_cert_to_DER_cert(chain.decode("ascii")))
+            contexts.append((ctx, cn, [text for _, text in sans]))
+        return _ContextSet(contexts)
 
     def server_context(self):
-        """The SSLContext for new connections. With a certificate fetcher it
-        consults the fetcher on every handshake (rotation without restart)."""
+        """The SSLContext for new connections. With several certificates it
+        serves the one naming the server name the client asks for (SNI);
+        with a certificate fetcher it consults the fetcher on every
+        handshake (rotation without restart)."""
         with self._lock:
             if self._context is None:
-                self._context = self._build(self._config)
+                self._current = self._build(self._config)
                 self._context_config = self._config
+                self._context = self._current.main
                 if self._fetcher is not None:
                     self._context.sni_callback = self._rotate
+                elif len(self._current.contexts) > 1:
+                    self._context.sni_callback = self._current.choose
             return self._context
 
     def _rotate(self, ssl_object, server_name, _ctx):
+        """SNI callback of a dynamic port: as grpcio, a fetcher that returns
+        None, raises, or returns something that is not a certificate
+        configuration leaves the current certificates in place."""
         try:
             config = self._fetcher()
-        except Exception:   # a failing fetcher keeps the current certificates
+        except Exception:
+            _LOGGER.exception("Failed fetching new server credentials, continuing to use previously-loaded "
+                              "credentials.")
+            config = None
+        if config is not None and not isinstance(config, ServerCertificateConfiguration):
+            _LOGGER.error("Error fetching certificate configuration: certificate configuration must be of type "
+                          "grpc.ServerCertificateConfiguration, not %s", type(config).__name__)
             config = None
         with self._lock:
             if config is not None and config is not self._context_config:
-                fresh = self._build(config)
-                fresh.sni_callback = self._rotate
-                self._current = fresh
-                self._context_config = config
-            current = getattr(self, "_current", None)
-        if current is not None:
-            ssl_object.context = current
+                try:
+                    self._current = self._build(config)
+                    self._context_config = config
+                except (ValueError, OSError, ssl.SSLError):
+                    _LOGGER.exception("Failed loading the fetched server certificates, continuing to use "
+                                      "previously-loaded credentials.")
+            current = self._current
+        current.choose(ssl_object, server_name, _ctx)
         return None
+
+
+class _ContextSet:
+    """The server contexts of one certificate configuration and the choice
+    among them by SNI (grpcio's rule: the first certificate whose names
+    match the requested name, else the first certificate)."""
+
+    def __init__(self, contexts):
+        self.contexts = contexts            # [(SSLContext, common name, [alternative names])]
+        self.main = contexts[0][0]
+
+    def pick(self, server_name):
+        if server_name and len(self.contexts) > 1:
+            for ctx, cn, sans in self.contexts:
+                if names_match(cn, sans, server_name):
+                    return ctx
+        return self.main
+
+    def choose(self, ssl_object, server_name, _ctx):
+        ctx = self.pick(server_name)
+        if ssl_object.context is not ctx:
+            ssl_object.context = ctx
+        return None
+
+
+def names_match(cn, sans, name):
+    """Whether a certificate with common name `cn` and alternative names
+    `sans` (texts) is one for `name`, by grpcio's rules: the alternative
+    names when there are any (IP addresses exactly, DNS names without case,
+    '*.' wildcards for one leftmost label), else the common name (not for
+    an IP address)."""
+    try:
+        ipaddress.ip_address(name)
+        like_ip = True
+    except ValueError:
+        like_ip = False
+    for entry in sans:
+        if (name == entry) if like_ip else _entry_matches(entry, name):
+            return True
+    return not sans and not like_ip and _entry_matches(cn or "", name)
+
+
+def _entry_matches(entry, name):
+    name = name[:-1] if name.endswith(".") else name
+    entry = entry[:-1] if entry.endswith(".") else entry
+    if not entry or not name:
+        return False
+    if entry.lower() == name.lower():
+        return True
+    if not entry.startswith("*.") or len(entry) < 3:
+        return False
+    # '*.example.com' stands for exactly one label in front of example.com
+    label_end = name.find(".")
+    if label_end <= 0:
+        return False
+    rest = name[label_end + 1:]
+    if "." not in rest.rstrip(".") or rest.endswith("."):
+        return False     # no wildcard for a name directly under a top-level domain
+    return rest.lower() == entry[2:].lower()
 
 
 def ssl_server_credentials(private_key_certificate_chain_pairs, root_certificates=None, require_client_auth=False):
@@ -383,13 +479,22 @@ def tls_auth_context(ssl_object):
     """grpcio-shaped auth context of a TLS connection (server side)."""
     context = {"transport_security_type": [b"ssl"], "security_level": [b"TSI_PRIVACY_AND_INTEGRITY"],
                "ssl_session_reused": [b"true" if ssl_object.session_reused else b"false"]}
+    version = ssl_object.version()
+    if version:
+        context["ssl_tls_version"] = [version.encode()]
     der = ssl_object.getpeercert(binary_form=True)
     if der:
         cn, sans, pem = certificate_names(der)
-        if cn:
-            context["x509_common_name"] = [cn.encode()]
+        context["x509_common_name"] = [cn.encode()]
         if sans:
-            context["x509_subject_alternative_name"] = [s.encode() for s in sans]
+            context["x509_subject_alternative_name"] = [text.encode() for _, text in sans]
+            for kind, key in (("dns", "peer_dns"), ("uri", "peer_uri"), ("email", "peer_email"), ("ip", "peer_ip")):
+                values = [text.encode() for k, text in sans if k == kind]
+                if values:
+                    context[key] = values
+            uris = context.get("peer_uri", ())
+            if len(uris) == 1 and _is_spiffe_id(uris[0].decode()):
+                context["peer_spiffe_id"] = list(uris)   # one URI only, as grpcio
         context["x509_pem_cert"] = [pem]
     return context
 
@@ -408,6 +513,8 @@ def peer_identities(auth_context):
 
 
 def peer_identity_key(auth_context):
+    if auth_context.get("transport_security_type") == [b"local"]:
+        return "transport_security_type"     # as grpcio's local credentials
     if "x509_subject_alternative_name" in auth_context:
         return "x509_subject_alternative_name"
     if "x509_common_name" in auth_context:
@@ -421,6 +528,42 @@ def check_alpn(ssl_object):
     if chosen != "h2":
         return "peer did not negotiate ALPN h2 (got %r)" % (chosen,)
     return None
+
+
+# -- what a channel calls its server (used by both facades) -----------------------------------
+
+def host_of(authority):
+    """The host part of an authority (host, host:port, [v6]:port)."""
+    if authority.startswith("["):
+        return authority[1:].split("]", 1)[0]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def channel_names(target_authority, default_authority, target_name_override, tls):
+    """(authority, TLS server name, check_call_host) of a channel, derived
+    as grpcio derives them: the :authority of its calls is
+    grpc.default_authority, else grpc.ssl_target_name_override, else the
+    target's; TLS asks for and verifies the override, else the authority's
+    host. With an override in force and an authority that is not the name
+    verified, grpcio checks each call's host against the server's
+    certificate (check_call_host, see call_host_refusal)."""
+    authority = default_authority or target_name_override or target_authority
+    target_name = host_of(authority)
+    check = bool(tls and target_name_override and authority != target_name)
+    return authority, target_name_override or target_name, check
+
+
+CALL_HOST_MISMATCH = "call host does not match SSL server name"
+
+
+def call_host_refusal(authority, ssl_object):
+    """None when the server certificate of a TLS connection names the
+    authority's host, else the (status, details) grpcio fails calls with."""
+    der = ssl_object.getpeercert(binary_form=True)
+    cn, sans = certificate_names(der)[:2] if der else ("", [])
+    if names_match(cn, [text for _, text in sans], host_of(authority)):
+        return None
+    return _types.StatusCode.UNAUTHENTICATED, CALL_HOST_MISMATCH
 
 
 # -- call credentials at call time (used by both facades) -------------------------------------
@@ -472,16 +615,55 @@ def run_plugin(plugin, context, done):
         callback(None, exc)
 
 
+LOCAL_ENDPOINT_REFUSAL = "Endpoint is neither UDS or TCP loopback address."
+
+
+def _is_uds(connect_type):
+    return getattr(connect_type, "name", connect_type) == "UDS"
+
+
 def local_refusal(channel_credentials, address):
-    """Local credentials connect only to unix sockets or loopback addresses."""
+    """Why a channel with local credentials may not connect to `address`
+    (None: it may). As in grpcio each connection type allows one kind of
+    endpoint: UDS a unix socket (unix: or unix-abstract: targets), LOCAL_TCP
+    a loopback IP address."""
     if channel_credentials is None or channel_credentials._kind != "local":
         return None
-    if address.family == "unix":
-        return None
-    import ipaddress
-    try:
-        if ipaddress.ip_address(address.host).is_loopback:
+    if _is_uds(channel_credentials._local_type):
+        if address.family == "unix":
             return None
-    except ValueError:
-        pass
-    return "local credentials connect only to unix sockets and loopback addresses, not %s" % (address,)
+        return "local credentials of type UDS connect only to unix: and unix-abstract: targets, not %s" % (address,)
+    if address.family != "unix":
+        try:
+            if ipaddress.ip_address(address.host).is_loopback:
+                return None
+        except ValueError:
+            pass
+    return LOCAL_ENDPOINT_REFUSAL
+
+
+def local_server_refusal(server_credentials, sock):
+    """Why a connection accepted on a port with local server credentials is
+    refused (None: it is not). grpcio checks the connection's local address
+    against the credentials' connection type: UDS takes unix-socket
+    connections only, LOCAL_TCP TCP connections made to 127.0.0.1 or ::1
+    only (a listener on another address refuses everything)."""
+    if server_credentials is None or server_credentials._kind != "local":
+        return None
+    family = sock.family
+    if _is_uds(server_credentials._local_type):
+        return None if family == getattr(socket, "AF_UNIX", None) else LOCAL_ENDPOINT_REFUSAL
+    if family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            ip = ipaddress.ip_address(sock.getsockname()[0].split("%", 1)[0])
+        except (OSError, ValueError):
+            return LOCAL_ENDPOINT_REFUSAL
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip in (_LOOPBACK_V4, _LOOPBACK_V6):
+            return None
+    return LOCAL_ENDPOINT_REFUSAL
+
+
+_LOOPBACK_V4 = ipaddress.ip_address("127.0.0.1")
+_LOOPBACK_V6 = ipaddress.ip_address("::1")

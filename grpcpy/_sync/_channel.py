@@ -44,6 +44,7 @@ class _ClientConnection(SyncConnection):
         self.sub_id = sub_id
         self._reported = False
         self.handshake = threading.Event()   # the server's HTTP/2 preface arrived
+        self.call_refusal = None             # (status, details) every call on it fails with
 
     def dispatch(self, events):
         for ev in events:
@@ -115,6 +116,9 @@ class _Call:
             return
         conn = self._channel._get_connection(self)
         if conn is None:
+            return
+        if conn.call_refusal is not None:
+            self._fail(*conn.call_refusal)
             return
         with conn.lock:
             if self._done_event.is_set():
@@ -626,9 +630,9 @@ class Channel(_types.Channel):
         self._scheme = "https" if self._tls else "http"
         self._options = ChannelOptions(options, compression)
         self._target = plane_mod.parse_target(target)
-        self._authority = self._options.default_authority or self._target.authority
-        self._server_hostname = (self._options.raw.get("grpc.ssl_target_name_override")
-                                 or _host_of(self._authority))
+        self._authority, self._server_hostname, self._check_call_host = _credentials.channel_names(
+            self._target.authority, self._options.default_authority,
+            self._options.raw.get("grpc.ssl_target_name_override"), self._tls)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._plane = plane_mod.ChannelPlane(self._target, self._options.raw)
@@ -824,8 +828,12 @@ class Channel(_types.Channel):
                 self._drive_locked()
 
     def _connect(self, sub_id, address, deadline):
+        call_refusal = None
         try:
             timeout = max(0.001, deadline - monotonic())
+            refusal = _credentials.local_refusal(self._credentials, address)
+            if refusal:
+                raise OSError(refusal)
             if address.family == "unix":
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(timeout)
@@ -835,9 +843,6 @@ class Channel(_types.Channel):
                     sock.close()
                     raise
             else:
-                refusal = _credentials.local_refusal(self._credentials, address)
-                if refusal:
-                    raise OSError(refusal)
                 sock = socket.create_connection((address.host, address.port), timeout=timeout)
             if self._tls:
                 try:
@@ -846,6 +851,8 @@ class Channel(_types.Channel):
                     problem = _credentials.check_alpn(tls.ssl_object)
                     if problem:
                         raise OSError(problem)
+                    if self._check_call_host:
+                        call_refusal = _credentials.call_host_refusal(self._authority, tls.ssl_object)
                 except (OSError, ssl.SSLError):
                     sock.close()
                     raise
@@ -857,6 +864,7 @@ class Channel(_types.Channel):
                     self._drive_locked()
             return
         conn = _ClientConnection(self, sub_id, sock)
+        conn.call_refusal = call_refusal
         conn.start()
         # established only once the server's HTTP/2 preface arrived
         if not conn.handshake.wait(max(0.0, deadline - monotonic())) or conn.closed:
@@ -938,12 +946,6 @@ def secure_channel(target, credentials, options=None, compression=None):
     if credentials is None:
         raise TypeError("secure_channel needs channel credentials")
     return Channel(target, options, credentials, compression)
-
-
-def _host_of(authority):
-    if authority.startswith("["):
-        return authority[1:].split("]", 1)[0]
-    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 
 def insecure_channel(target, options=None, compression=None):

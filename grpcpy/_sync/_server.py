@@ -369,6 +369,12 @@ class Server:
                 # client must not hold up the accept loop
                 threading.Thread(target=self._tls_handshake, args=(sock, credentials), daemon=True).start()
                 continue
+            if credentials is not None:
+                problem = _credentials.local_server_refusal(credentials, sock)
+                if problem:
+                    _LOGGER.info("closing local-credentials connection: %s", problem)
+                    sock.close()
+                    continue
             auth = _credentials.local_auth_context() if credentials is not None else \
                 _credentials.insecure_auth_context()
             if not self._admit(sock, auth):

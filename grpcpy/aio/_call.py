@@ -23,6 +23,20 @@ class Call:
     """What every grpcpy.aio client call offers."""
 
     _streaming_requests = False
+    # state most calls never touch lives on the class until a call sets it
+    _proto = None
+    _core_call = None
+    _waiter = None
+    _write_waiter = None
+    _initial_metadata = None
+    _initial_waiter = None
+    _code = None
+    _details = None
+    _trailing_metadata = None
+    _end_waiters = None        # futures of tasks waiting for the end
+    _started = None            # future: set when on a connection (or ended)
+    _cancelled_locally = False
+    _ended = False
 
     def __init__(self, channel, method, request_serializer, response_deserializer, timeout,
                  metadata, credentials, wait_for_ready, compression):
@@ -36,21 +50,28 @@ class Call:
         self._metadata = metadata
         self._credentials = credentials
         self._wait_for_ready = wait_for_ready
-        self._compression = _types.compression_name(compression) or channel._options.compression
-        self._proto = None
-        self._core_call = None
+        if compression is None:
+            self._compression = channel._options.compression
+        else:
+            self._compression = _types.compression_name(compression) or channel._options.compression
         self._messages = collections.deque()
-        self._waiter = None
-        self._write_waiter = None
-        self._initial_metadata = None
-        self._initial_waiter = None
-        self._code = None
-        self._details = None
-        self._trailing_metadata = None
-        self._done = loop.create_future()
         self._callbacks = []
-        self._started = None       # future: set when on a connection (or ended)
-        self._cancelled_locally = False
+
+    def _end_future(self):
+        """A future of its own that is set when the call ends (cancelling it
+        leaves the call alone, as asyncio.shield would)."""
+        waiter = self._loop.create_future()
+        if self._ended:
+            waiter.set_result(None)
+        elif self._end_waiters is None:
+            self._end_waiters = [waiter]
+        else:
+            self._end_waiters.append(waiter)
+        return waiter
+
+    async def _wait_end(self):
+        if not self._ended:
+            await self._end_future()
 
     # -- start -------------------------------------------------------------------
 
@@ -92,7 +113,7 @@ class Call:
                 self._finish_local(StatusCode.UNAVAILABLE, error)
                 return
             extra.extend(metadata)
-        if self._done.done():
+        if self._ended:
             return
         self._metadata = tuple(self._metadata or ()) + tuple(extra)
         proto = self._channel._pick_now()
@@ -103,7 +124,10 @@ class Call:
 
     def _start_on(self, proto):
         """Called by the channel with a ready connection."""
-        if self._done.done():
+        if self._ended:
+            return
+        if proto.call_refusal is not None:     # e.g. the call host check of TLS
+            self._finish_local(*proto.call_refusal)
             return
         now = self._loop.time()
         timeout = -1.0 if self._deadline is None else max(0.0, self._deadline - now)
@@ -128,7 +152,7 @@ class Call:
         self._finish_local(code, details)
 
     def _finish_local(self, code, details):
-        if self._done.done():
+        if self._ended:
             return
         self._on_end(_types.status_number(code), details, ())
 
@@ -149,8 +173,9 @@ class Call:
                 waiter.set_result(None)
 
     def _on_end(self, code, details, trailing):
-        if self._done.done():
+        if self._ended:
             return
+        self._ended = True
         self._code = _status_from_number(code)
         self._details = details
         self._trailing_metadata = trailing
@@ -160,10 +185,21 @@ class Call:
             if fut is not None and not fut.done():
                 fut.set_result(None)
         self._waiter = self._write_waiter = None
-        self._done.set_result(None)
-        callbacks, self._callbacks = self._callbacks, []
-        for cb in callbacks:
-            cb(self)
+        waiters = self._end_waiters
+        if waiters is not None:
+            self._end_waiters = None
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+        self._channel._untrack(self)
+        if self._core_call is not None:
+            # no more events for this call: break the cycle with the core's
+            # call object so both are freed by reference counting
+            self._core_call.user = None
+        if self._callbacks:
+            callbacks, self._callbacks = self._callbacks, []
+            for cb in callbacks:
+                cb(self)
 
     def _on_write_ready(self):
         waiter = self._write_waiter
@@ -175,7 +211,7 @@ class Call:
     # -- grpc.aio.Call / RpcContext -----------------------------------------------
 
     def cancel(self):
-        if self._done.done():
+        if self._ended:
             return False
         self._cancelled_locally = True
         if self._core_call is not None and self._proto is not None:
@@ -185,13 +221,13 @@ class Call:
         return True
 
     def cancelled(self):
-        return self._done.done() and self._code == _CANCELLED
+        return self._ended and self._code == _CANCELLED
 
     def done(self):
-        return self._done.done()
+        return self._ended
 
     def add_done_callback(self, callback):
-        if self._done.done():
+        if self._ended:
             callback(self)
         else:
             self._callbacks.append(callback)
@@ -208,25 +244,25 @@ class Call:
         return Metadata.from_tuple(self._initial_metadata)
 
     async def trailing_metadata(self):
-        await asyncio.shield(self._done)
+        await self._wait_end()
         return Metadata.from_tuple(self._trailing_metadata)
 
     async def code(self):
-        await asyncio.shield(self._done)
+        await self._wait_end()
         return self._code
 
     async def details(self):
-        await asyncio.shield(self._done)
+        await self._wait_end()
         return self._details
 
     async def debug_error_string(self):
-        await asyncio.shield(self._done)
+        await self._wait_end()
         return self._debug_string()
 
     async def wait_for_connection(self):
         if self._started is not None:
             await asyncio.shield(self._started)
-        if self._done.done() and self._code != _OK:
+        if self._ended and self._code != _OK:
             self._raise()
 
     def _debug_string(self):
@@ -250,11 +286,11 @@ class Call:
             if self._messages:
                 data, wire = self._messages.popleft()
                 proto = self._proto
-                if proto is not None and not self._done.done():
+                if proto is not None and not self._ended:
                     proto.core.message_consumed(self._core_call, wire)
                     proto.after_action()
                 return data
-            if self._done.done():
+            if self._ended:
                 return EOF
             self._waiter = self._loop.create_future()
             try:
@@ -281,26 +317,26 @@ class Call:
 
     async def _write(self, message):
         await self._wait_started()
-        if self._done.done():
+        if self._ended:
             if self._code != _OK:
                 self._raise()
             raise asyncio.InvalidStateError("the RPC has already finished")
         proto = self._proto
         proto.core.send_message(self._core_call, self._serialize(message))
         proto.after_action()
-        if proto.core.write_pending(self._core_call) and not self._done.done():
+        if proto.core.write_pending(self._core_call) and not self._ended:
             self._write_waiter = self._loop.create_future()
             await self._write_waiter
         await proto.wait_writable()
 
     async def _done_writing(self):
         await self._wait_started()
-        if not self._done.done():
+        if not self._ended:
             self._proto.core.close_send(self._core_call)
             self._proto.after_action()
 
     def __repr__(self):
-        if self._done.done():
+        if self._ended:
             return "<%s of RPC that terminated with:\n\tstatus = %s\n\tdetails = \"%s\"\n>" % (
                 type(self).__name__, self._code, self._details)
         return "<%s object of in-flight RPC>" % type(self).__name__
@@ -313,11 +349,12 @@ def _resolve(future, value):
 
 class _UnaryResponseMixin:
     def __await__(self):
-        try:
-            yield from asyncio.shield(self._done).__await__()
-        except asyncio.CancelledError:
-            self.cancel()
-            raise
+        if not self._ended:
+            try:
+                yield from self._end_future().__await__()
+            except asyncio.CancelledError:
+                self.cancel()
+                raise
         if self._code != _OK:
             self._raise()
         if self._messages:
@@ -367,7 +404,7 @@ class _RequestStreamMixin:
         except (AioRpcError, asyncio.InvalidStateError, asyncio.CancelledError):
             pass
         except Exception as exc:  # the application's iterator failed
-            if not self._done.done():
+            if not self._ended:
                 self.cancel()
                 self._code = StatusCode.UNKNOWN
                 self._details = "Exception iterating requests: %r" % (exc,)
@@ -438,9 +475,9 @@ class _MultiCallable:
             raise UsageError("Channel is closed.")
         if metadata is not None and not isinstance(metadata, (tuple, list, Metadata)):
             metadata = tuple(metadata)
-        if credentials is not None and (channel._credentials is None
-                                        or not channel._credentials.allows_call_credentials):
-            # as grpc.aio: refused when the call is made, not as a status
+        if credentials is not None and channel._credentials is None:
+            # as grpc.aio: refused when the call is made on an insecure_channel (a
+            # secure_channel without transport security fails the call UNAUTHENTICATED)
             raise UsageError("Call credentials are only valid on secure channels")
         if channel._interceptors:
             from grpcpy.aio import _interceptor

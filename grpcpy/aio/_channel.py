@@ -11,7 +11,6 @@ import asyncio
 import collections
 import socket
 import ssl
-import weakref
 
 from grpcpy import _cext, _credentials, _types
 from grpcpy import _channel_plane as plane_mod
@@ -41,6 +40,7 @@ class _ClientProtocol(AioConnection):
         # set when the server's preface arrives, failed if the connection
         # ends first: only then is the connection established
         self.handshake = channel._loop.create_future()
+        self.call_refusal = None     # (status, details) every call on it fails with
 
     def dispatch(self, events):
         for ev in events:
@@ -82,7 +82,6 @@ class Channel:
             self._loop = asyncio.get_event_loop_policy().get_event_loop()
         self._options = ChannelOptions(options, compression)
         self._target = plane_mod.parse_target(target)
-        self._authority = self._options.default_authority or self._target.authority
         self._plane = plane_mod.ChannelPlane(self._target, self._options.raw)
         self._connections = {}          # sub_id -> _ClientProtocol
         self._pending_io = {}           # sub_id -> connect task
@@ -91,7 +90,7 @@ class Channel:
         self._timer_at = _INF
         self._state_waiters = []
         self._closed = False
-        self._calls = weakref.WeakSet()
+        self._calls = set()        # calls not yet ended
         self._interceptors = list(interceptors or ())
         if self._interceptors:
             from grpcpy.aio._interceptor import kind_of
@@ -101,7 +100,9 @@ class Channel:
         self._has_call_credentials = bool(credentials is not None and credentials._call_credentials)
         self._tls = credentials is not None and credentials.is_tls
         self._scheme = "https" if self._tls else "http"
-        self._server_hostname = self._options.raw.get("grpc.ssl_target_name_override") or _host_of(self._authority)
+        self._authority, self._server_hostname, self._check_call_host = _credentials.channel_names(
+            self._target.authority, self._options.default_authority,
+            self._options.raw.get("grpc.ssl_target_name_override"), self._tls)
 
     # -- multicallables ------------------------------------------------------
 
@@ -157,7 +158,7 @@ class Channel:
         while self._queue:
             self._queue.popleft()._fail_start(_types.StatusCode.CANCELLED, "Channel closed!")
         if grace:
-            pending = [call._done for call in self._calls if not call.done()]
+            pending = [call._end_future() for call in self._calls if not call.done()]
             if pending:
                 await asyncio.wait(pending, timeout=grace)
         for call in list(self._calls):
@@ -186,7 +187,11 @@ class Channel:
     # -- used by calls ------------------------------------------------------------------
 
     def _track(self, call):
-        self._calls.add(call)
+        if not call._ended:
+            self._calls.add(call)
+
+    def _untrack(self, call):
+        self._calls.discard(call)
 
     def _pick_now(self):
         sub = self._plane.pick()
@@ -319,16 +324,21 @@ class Channel:
             if self._tls:
                 tls = {"ssl": self._credentials.client_context(), "server_hostname": self._server_hostname,
                        "ssl_handshake_timeout": max(timeout, 0.001)}
-            if address.family == "unix":
+            if address.family == "unix" and address.path.startswith("\0"):
+                coro = _open_abstract(loop, factory, address.path, tls)
+            elif address.family == "unix":
                 coro = loop.create_unix_connection(factory, address.path, **tls)
             else:
                 coro = loop.create_connection(factory, address.host, address.port, **tls)
             transport, proto = await asyncio.wait_for(coro, timeout)
             if self._tls:
-                problem = _credentials.check_alpn(transport.get_extra_info("ssl_object"))
+                ssl_object = transport.get_extra_info("ssl_object")
+                problem = _credentials.check_alpn(ssl_object)
                 if problem:
                     transport.close()
                     raise OSError(problem)
+                if self._check_call_host:
+                    proto.call_refusal = _credentials.call_host_refusal(self._authority, ssl_object)
             try:
                 await asyncio.wait_for(asyncio.shield(proto.handshake), max(0.0, deadline - loop.time()))
             except (ConnectionError, asyncio.TimeoutError):
@@ -358,6 +368,20 @@ class Channel:
                 self._drive()
 
 
+async def _open_abstract(loop, factory, path, tls):
+    """create_unix_connection to a Linux abstract socket name ('\\0name').
+    uvloop's cannot reach those by name (EINVAL), so the socket is connected
+    here and handed over."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, path)
+    except BaseException:
+        sock.close()
+        raise
+    return await loop.create_unix_connection(factory, sock=sock, **tls)
+
+
 def insecure_channel(target, options=None, compression=None, interceptors=None):
     """A grpcpy.aio channel without transport security (grpc.aio.insecure_channel)."""
     return Channel(target, options, None, compression, interceptors)
@@ -368,9 +392,3 @@ def secure_channel(target, credentials, options=None, compression=None, intercep
     if credentials is None:
         raise TypeError("secure_channel needs channel credentials")
     return Channel(target, options, credentials, compression, interceptors)
-
-
-def _host_of(authority):
-    if authority.startswith("["):
-        return authority[1:].split("]", 1)[0]
-    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority

@@ -6,9 +6,14 @@ send is written, the core's earliest timer is kept armed on the loop, and the
 core's events are handed to the call objects they name. No protocol rule
 lives here.
 
-Writes are coalesced: actions taken by the application (send a message,
-finish a call) only schedule a flush for the end of the current loop
-iteration, so everything produced in one iteration leaves in one write.
+Writes: what a data_received callback produces leaves in one write at its
+end. Outside it, the first action the application takes after a read or a
+flush (start a call, send a message, finish a call) is written at once, so
+a lone call pays no extra loop iteration before its bytes leave; a second
+action schedules one write at the end of the loop iteration for itself and
+whatever else the iteration adds (64 calls started together cost two
+writes, not 64).
+
 A large output (a big message) comes from the core as pieces of about
 64 KiB: on a TLS transport each piece is written by its own call, so it is
 encrypted and on its way before the next one is touched (one write of the
@@ -68,6 +73,7 @@ class AioConnection(asyncio.BufferedProtocol):
         self._timer = None
         self._timer_at = _INF
         self._flush_pending = False
+        self._wrote_early = False     # an action was written at once since the last read or flush
         self._dispatching = False
         self._write_waiters = []
         self._rbuf = None
@@ -91,6 +97,7 @@ class AioConnection(asyncio.BufferedProtocol):
         self._arm_timer()
 
     def data_received(self, data):
+        self._wrote_early = False
         events = self.core.receive_data(data, self.loop.time())
         if events:
             self._dispatching = True
@@ -140,6 +147,10 @@ class AioConnection(asyncio.BufferedProtocol):
 
     def flush(self):
         self._flush_pending = False
+        self._wrote_early = False
+        self._write_out()
+
+    def _write_out(self):
         out = self.core.data_to_send_chunks()
         if out and self.transport is not None:
             if len(out) == 1:
@@ -152,14 +163,20 @@ class AioConnection(asyncio.BufferedProtocol):
 
     def after_action(self):
         """The application acted on the core: deliver resulting events,
-        write (at the end of this loop iteration) and re-arm timers."""
+        write, and re-arm timers."""
         events = self.core.take_events()
         if events:
             self.dispatch(events)
         if not self._flush_pending and not self._dispatching:
             # (inside data_received the flush at its end writes this too)
-            self._flush_pending = True
-            self.loop.call_soon(self.flush)
+            if self._wrote_early:
+                # a second action since the last read or flush: coalesce
+                # the rest of this loop iteration into one write
+                self._flush_pending = True
+                self.loop.call_soon(self.flush)
+            else:
+                self._wrote_early = True
+                self._write_out()
         self._arm_timer()
 
     async def wait_writable(self):

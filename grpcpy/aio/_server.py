@@ -16,6 +16,7 @@ import socket
 from grpcpy import _cext, _credentials, _types
 from grpcpy._context import PeerInfo
 from grpcpy._options import ServerOptions, bind_sockets
+from grpcpy.aio import _eager
 from grpcpy.aio._base import EOF, AbortError, UsageError
 from grpcpy.aio._conn import (CE_CALL_ENDED, CE_CALL_STARTED, CE_HALF_CLOSED, CE_MESSAGE,
                               CE_WRITE_READY, AioConnection)
@@ -23,6 +24,7 @@ from grpcpy.aio._conn import (CE_CALL_ENDED, CE_CALL_STARTED, CE_HALF_CLOSED, CE
 _LOGGER = logging.getLogger("grpcpy.aio.server")
 _ServerCall = _cext.ServerCall
 Metadatum = _types.Metadatum
+_OK = _types.StatusCode.OK
 
 
 class _ServerProtocol(AioConnection):
@@ -33,7 +35,7 @@ class _ServerProtocol(AioConnection):
         super().__init__(core, server._loop)
         self.server = server
         self.auth_context = {}
-        self.local = False
+        self.local = None        # the port's local server credentials, if it has them
 
     def connection_made(self, transport):
         ssl_object = transport.get_extra_info("ssl_object")
@@ -45,7 +47,12 @@ class _ServerProtocol(AioConnection):
                 transport.abort()
                 return
             self.auth_context = _credentials.tls_auth_context(ssl_object)
-        elif self.local:
+        elif self.local is not None:
+            problem = _credentials.local_server_refusal(self.local, transport.get_extra_info("socket"))
+            if problem:
+                _LOGGER.info("closing local-credentials connection: %s", problem)
+                transport.abort()
+                return
             self.auth_context = _credentials.local_auth_context()
         else:
             self.auth_context = _credentials.insecure_auth_context()
@@ -91,6 +98,18 @@ class _ServerProtocol(AioConnection):
 class ServicerContext(PeerInfo):
     """The handler's view of its call (grpc.aio.ServicerContext)."""
 
+    # state most calls never touch lives on the class until a call sets it
+    _waiter = None
+    _finished = False        # status sent or call ended
+    _cancelled = False
+    _code = None
+    _details = None
+    _trailing = None
+    _task = None
+    _metadata = None
+    _write_waiter = None
+    _callbacks = None
+
     def __init__(self, protocol, call, method_handler):
         self._proto = protocol
         self._peer_source = protocol
@@ -99,17 +118,7 @@ class ServicerContext(PeerInfo):
         self._loop = protocol.loop
         self._handler = method_handler
         self._messages = collections.deque()
-        self._waiter = None
         self._half_closed = call.half_closed
-        self._finished = False        # status sent or call ended
-        self._cancelled = False
-        self._code = None
-        self._details = None
-        self._trailing = None
-        self._callbacks = []
-        self._task = None
-        self._metadata = None
-        self._write_waiter = None
 
     # -- events from the connection -------------------------------------------
 
@@ -151,7 +160,10 @@ class ServicerContext(PeerInfo):
                 waiter.set_result(None)
 
     def _run_callbacks(self):
-        callbacks, self._callbacks = self._callbacks, []
+        callbacks = self._callbacks
+        if not callbacks:
+            return
+        self._callbacks = None
         for cb in callbacks:
             try:
                 cb(self)
@@ -251,11 +263,12 @@ class ServicerContext(PeerInfo):
         if self._finished:
             return
         self._finished = True
-        self._core.send_status(self._call, _types.status_number(code), details or "", self._trailing)
+        self._core.send_status(self._call, 0 if code is _OK else _types.status_number(code), details or "",
+                               self._trailing)
         self._proto.after_action()
         if not self._proto._dispatching:
-            # the call is complete: write it now rather than one loop
-            # iteration later (what other calls queued so far goes along)
+            # the call is complete: write it now rather than at the end of
+            # this loop iteration (what other calls queued so far goes along)
             self._proto.flush()
         self._run_callbacks()
 
@@ -276,6 +289,8 @@ class ServicerContext(PeerInfo):
     def add_done_callback(self, callback):
         if self._finished:
             callback(self)
+        elif self._callbacks is None:
+            self._callbacks = [callback]
         else:
             self._callbacks.append(callback)
 
@@ -319,6 +334,7 @@ class Server:
         self._thread_pool = thread_pool
         self._handlers = list(generic_handlers or ())
         self._registered = {}
+        self._coroutine_functions = {}   # behavior -> whether it is a coroutine function
         self._interceptors = list(interceptors or ())
         self._max_rpcs = maximum_concurrent_rpcs
         self._active = set()
@@ -371,7 +387,7 @@ class Server:
         self._state = "started"
         for sock, creds in self._sockets:
             tls = {}
-            local = creds is not None and creds._kind == "local"
+            local = creds if creds is not None and creds._kind == "local" else None
             if creds is not None and creds.is_tls:
                 tls = {"ssl": creds.server_context(), "ssl_handshake_timeout": 10.0}
 
@@ -466,7 +482,21 @@ class Server:
         return ctx
 
     def _run_handler(self, ctx):
-        ctx._task = self._loop.create_task(self._run(ctx, ctx._handler))
+        handler = ctx._handler
+        unary = None
+        if handler is not None and not handler.request_streaming and not handler.response_streaming:
+            behavior = handler.unary_unary
+            is_coroutine = self._coroutine_functions.get(behavior)
+            if is_coroutine is None:
+                is_coroutine = inspect.iscoroutinefunction(behavior)
+                if len(self._coroutine_functions) > 4096:   # handlers made per call: no unbounded cache
+                    self._coroutine_functions.clear()
+                self._coroutine_functions[behavior] = is_coroutine
+            if is_coroutine:
+                unary = behavior
+        # the handler's first step runs now (see _eager): most unary
+        # handlers finish in it and their response leaves in this write
+        ctx._task = _eager.start(self._loop, self._run(ctx, handler, unary))
 
     def _lookup(self, call):
         details = _types.handler_call_details(call.method, tuple(Metadatum(k, v) for k, v in call.metadata))
@@ -493,8 +523,11 @@ class Server:
             continuation = _bind_interceptor(interceptor, continuation)
         return await continuation(details)
 
-    async def _run(self, ctx, handler):
+    async def _run(self, ctx, handler, unary=None):
         try:
+            if unary is not None:
+                await self._unary_unary(ctx, handler, unary)
+                return
             if handler is None:
                 handler = await self._intercepted_handler(ctx)
                 if handler is None:
@@ -521,6 +554,38 @@ class Server:
                 ctx._finish(code, "Unexpected %s: %s" % (type(exc), exc))
         finally:
             self._active.discard(ctx)
+            if ctx._finished:
+                # the core has no more events for this call: drop its link
+                # back to the context, so the pair is freed by reference
+                # counting instead of waiting for the cycle collector
+                ctx._call.user = None
+
+    async def _unary_unary(self, ctx, handler, behavior):
+        """_invoke for the commonest handler: a coroutine, one request, one
+        response (the request is usually in hand already)."""
+        messages = ctx._messages
+        if messages:
+            raw, wire = messages.popleft()
+            ctx._core.message_consumed(ctx._call, wire)
+            ctx._proto.after_action()
+        else:
+            raw = await ctx._read_raw()
+            if raw is EOF:
+                if not ctx._finished:
+                    ctx._finish(_types.StatusCode.INTERNAL, "Expected one request message, got none")
+                return
+        deserializer = handler.request_deserializer
+        response = await behavior(raw if deserializer is None else deserializer(raw), ctx)
+        if ctx._finished:
+            return
+        code = ctx._code
+        if code is None or code is _OK:
+            ctx._core.send_message(ctx._call, _serialize(handler.response_serializer, response))
+            ctx._finish(_OK, ctx._details)
+            return
+        if _types.status_number(code) == 0:
+            ctx._core.send_message(ctx._call, _serialize(handler.response_serializer, response))
+        ctx._finish(code, ctx._details)
 
     async def _invoke(self, ctx, handler):
         if handler.request_streaming:

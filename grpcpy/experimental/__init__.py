@@ -2,6 +2,7 @@
 applications use. grpcpy.experimental.aio is grpcpy.aio."""
 import threading
 
+from grpcpy import _credentials
 from grpcpy import aio  # noqa: F401  (grpc.experimental.aio is an alias of grpc.aio)
 
 
@@ -22,11 +23,13 @@ def experimental_api(f):
 
 
 def insecure_channel_credentials():
-    """Credentials meaning 'no transport security', for the simple stubs."""
+    """Channel credentials without transport security
+    (grpc.experimental.insecure_channel_credentials): for secure_channel()
+    and the simple stubs. Call credentials are refused on such channels."""
     return _INSECURE
 
 
-_INSECURE = object()
+_INSECURE = _credentials.insecure_channel_credentials()
 _channels = {}
 _channels_lock = threading.Lock()
 

@@ -6,7 +6,7 @@ from grpcpy import _cext as c
 
 from .frame_factory import (
     CONTINUATION, DATA, ENHANCE_YOUR_CALM, FLOW_CONTROL_ERROR, HEADERS, REFUSED_STREAM, REQUEST,
-    RESPONSE, RST_STREAM, Harness, events_of, raw, rsts,
+    RESPONSE, RST_STREAM, STREAM_CLOSED, Harness, events_of, parse_frames, raw, rsts,
 )
 
 
@@ -100,4 +100,29 @@ def test_refused_streams_do_not_grow_memory():
     finally:
         tracemalloc.stop()
     assert grown < 200_000, "refusing 20000 streams kept %d bytes" % grown
+    assert not core.closed and 1 in core.streams
+
+
+def test_closed_stream_memory_forgets_oldest_first():
+    """The newest CLOSED_MEMORY (1024) closed streams are remembered, the
+    oldest forgotten first: a late DATA frame on a stream we reset and still
+    remember is discarded (§5.1 closed), one on a stream forgotten long ago
+    gets STREAM_CLOSED. Checked after the memory has wrapped several times."""
+    h = Harness("server", max_concurrent_streams=1)
+    h.open_stream()                            # stream 1 holds the only slot
+    h.clear()
+    core, peer = h.core, h.peer
+    first = 3
+    count = 3000
+    _refuse(core, peer, first, count)
+    newest = first + 2 * (count - 1)
+    oldest_kept = first + 2 * (count - 1024)
+    forgotten = oldest_kept - 2
+    for sid in (newest, oldest_kept, newest - 200):
+        core.receive_data(peer.data(sid, b"late"))
+        assert core.data_to_send() == b"", "late DATA on remembered stream %d was answered" % sid
+    for sid in (forgotten, first):
+        core.receive_data(peer.data(sid, b"late"))
+        sent = parse_frames(core.data_to_send())
+        assert [(f.stream_id, f.error_code) for f in rsts(sent)] == [(sid, STREAM_CLOSED)], sent
     assert not core.closed and 1 in core.streams
