@@ -547,6 +547,7 @@ cdef class GrpcConnection(H2Connection):
         cdef CallEvent ev
         cdef bytes payload
         cdef int flag
+        cdef int64_t missing
         call._credit_owed += flow_length
         try:
             if data is None:
@@ -576,6 +577,12 @@ cdef class GrpcConnection(H2Connection):
             self._fail_call(call, exc.grpc_status, str(exc))
             return 0
         self._settle_credit(call)
+        if call._queued_unconsumed == 0 and call._stream is not None and call.state != CS_DONE:
+            # a large message in progress: room for all of it (a reader
+            # with messages still unconsumed gets backpressure instead)
+            missing = call._decoder._missing()
+            if missing > <int64_t>self.local_initial_window_size:
+                self._make_room(call._stream, missing)
         return 0
 
     cdef inline void _settle_credit(self, _Call call):

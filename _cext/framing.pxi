@@ -56,6 +56,19 @@ cdef class MessageDecoder:
         return len(self._buf) + (MESSAGE_PREFIX_SIZE if self._need >= 0 else 0) + self._body_pos
 
     @property
+    def missing(self):
+        """Bytes still to come for the message in progress (0 when none, or
+        while its prefix is incomplete)."""
+        return self._missing()
+
+    cdef inline Py_ssize_t _missing(self):
+        if self._need < 0:
+            return 0
+        if self._body is not None:
+            return self._need - self._body_pos
+        return self._need - self._buf._size
+
+    @property
     def in_message(self):
         """True when part of a message (prefix or body) has been received:
         a stream that ends now ends in the middle of a message."""

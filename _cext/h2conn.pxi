@@ -581,6 +581,30 @@ cdef class H2Connection:
             s.recv_window += s.recv_unacked
             s.recv_unacked = 0
 
+    cdef int _make_room(self, H2Stream s, int64_t needed) except -1:
+        """The application is waiting for `needed` more bytes of the stream
+        (the rest of a large message): let the peer send them all without
+        waiting for credit, within max_window_size for the stream and the
+        connection. A message larger than the window otherwise stalls its
+        sender once per window, a round trip each time (grpc's C core sizes
+        its windows for the message in progress in the same way)."""
+        cdef int64_t limit = self.config.max_window_size
+        cdef int64_t inc
+        if needed > limit:
+            needed = limit
+        if s.recv_window >= needed or self.closed:
+            return 0
+        inc = needed - s.recv_window
+        write_window_update_frame(self._out, s.stream_id, <uint32_t>inc)
+        s.recv_window += inc
+        if self.recv_window < needed:
+            inc = needed - self.recv_window
+            write_window_update_frame(self._out, 0, <uint32_t>inc)
+            self.recv_window += inc
+        if needed > self._conn_window_target:
+            self._conn_window_target = needed
+        return 0
+
     # -- BDP ---------------------------------------------------------------
 
     cdef void _start_bdp_probe(self, double now):

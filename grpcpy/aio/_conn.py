@@ -13,6 +13,7 @@ a lone call pays no extra loop iteration before its bytes leave; a second
 action schedules one write at the end of the loop iteration for itself and
 whatever else the iteration adds (64 calls started together cost two
 writes, not 64).
+
 A large output (a big message) comes from the core as pieces of about
 64 KiB: on a TLS transport each piece is written by its own call, so it is
 encrypted and on its way before the next one is touched (one write of the

@@ -165,3 +165,51 @@ def test_receive_data_keeps_nothing_of_a_reused_buffer():
         events += p.server.receive_data(memoryview(buf)[:len(piece)], p.now)
         buf[:] = b"\x5a" * len(buf)
     assert [e.data for e in events if e.kind == c.CE_MESSAGE] == bodies
+
+
+def test_the_window_makes_room_for_a_large_message():
+    """Once a message larger than the stream window has begun, the receiver
+    lets the sender send all of it without waiting for credit window by
+    window (up to max_window_size)."""
+    p = Pair(client_kw=dict(max_receive_message_length=8 << 20),
+             server_kw=dict(max_receive_message_length=8 << 20),
+             server_config=c.H2Config(bdp_probing=False))
+    body = os.urandom(3 << 20)
+    call = p.client.start_call("/pkg.Svc/Big", p.now)
+    p.client.send_unary(call, body)
+    first = p.client.data_to_send()                 # what the initial windows allow
+    assert len(first) < 100_000
+    p.server.receive_data(first, p.now)
+    stream = p.server.streams[call.stream_id]
+    assert stream.recv_window >= len(body) + 5 - 65535
+    p.client.receive_data(p.server.data_to_send(), p.now)
+    rest = p.client.data_to_send()                  # the rest of the message at once
+    assert len(rest) > len(body) - 100_000
+    events = p.server.receive_data(rest, p.now)
+    assert [e.data for e in events if e.kind == c.CE_MESSAGE] == [body]
+
+
+def test_a_reader_that_does_not_consume_still_gets_backpressure():
+    p = Pair(client_kw=dict(max_receive_message_length=8 << 20), client_config=c.H2Config(bdp_probing=False))
+    call = p.client.start_call("/pkg.Svc/Download", p.now)
+    p.client.send_unary(call, b"")
+    p.pump()
+    scall = [e for e in p.take_server() if e.kind == c.CE_CALL_STARTED][0].call
+    for _ in range(3):
+        p.server.send_message(scall, os.urandom(2 << 20))
+    p.pump()
+    delivered = [e for e in p.take_client() if e.kind == c.CE_MESSAGE]
+    assert len(delivered) == 1                       # not consumed: the rest waits
+    # the client holds at most the room it made for one message and a
+    # window: the third message waits at the server
+    stream = p.client.streams[call.stream_id]
+    assert stream.recv_window <= p.client.local_initial_window_size
+    assert p.server.streams[scall.stream_id].pending_bytes > (2 << 20)
+    for _ in range(50):
+        for e in delivered:
+            p.client.message_consumed(call, e.value)
+        p.pump()
+        delivered = [e for e in p.take_client() if e.kind == c.CE_MESSAGE]
+        if not p.server.streams[scall.stream_id].pending_bytes:
+            break
+    assert not p.server.streams[scall.stream_id].pending_bytes
