@@ -172,12 +172,19 @@ class ServicerContext(PeerInfo):
 
     # -- reading ---------------------------------------------------------------
 
+    def _take_message(self):
+        """The next request message already received, or None."""
+        if not self._messages:
+            return None
+        data, wire = self._messages.popleft()
+        self._core.message_consumed(self._call, wire)
+        self._proto.after_action()
+        return data
+
     async def _read_raw(self):
         while True:
-            if self._messages:
-                data, wire = self._messages.popleft()
-                self._core.message_consumed(self._call, wire)
-                self._proto.after_action()
+            data = self._take_message()
+            if data is not None:
                 return data
             if self._half_closed or self._finished:
                 return EOF
@@ -313,6 +320,26 @@ class ServicerContext(PeerInfo):
             self._core.cancel_call(self._call)
             self._proto.after_action()
             self._on_end(_cext.SC_CANCELLED, "cancelled by the server")
+
+
+def _no_request(ctx):
+    if not ctx._finished:
+        ctx._finish(_types.StatusCode.INTERNAL, "Expected one request message, got none")
+
+
+def _respond(ctx, handler, response):
+    """Finish a unary-response call: the response (unless the handler set a
+    failing code) and the status."""
+    if ctx._finished:
+        return
+    code = ctx._code
+    if code is None or code is _OK:
+        ctx._core.send_message(ctx._call, _serialize(handler.response_serializer, response))
+        ctx._finish(_OK, ctx._details)
+        return
+    if _types.status_number(code) == 0:
+        ctx._core.send_message(ctx._call, _serialize(handler.response_serializer, response))
+    ctx._finish(code, ctx._details)
 
 
 def _deserialize(deserializer, raw):
@@ -563,29 +590,14 @@ class Server:
     async def _unary_unary(self, ctx, handler, behavior):
         """_invoke for the commonest handler: a coroutine, one request, one
         response (the request is usually in hand already)."""
-        messages = ctx._messages
-        if messages:
-            raw, wire = messages.popleft()
-            ctx._core.message_consumed(ctx._call, wire)
-            ctx._proto.after_action()
-        else:
+        raw = ctx._take_message()
+        if raw is None:
             raw = await ctx._read_raw()
             if raw is EOF:
-                if not ctx._finished:
-                    ctx._finish(_types.StatusCode.INTERNAL, "Expected one request message, got none")
+                _no_request(ctx)
                 return
-        deserializer = handler.request_deserializer
-        response = await behavior(raw if deserializer is None else deserializer(raw), ctx)
-        if ctx._finished:
-            return
-        code = ctx._code
-        if code is None or code is _OK:
-            ctx._core.send_message(ctx._call, _serialize(handler.response_serializer, response))
-            ctx._finish(_OK, ctx._details)
-            return
-        if _types.status_number(code) == 0:
-            ctx._core.send_message(ctx._call, _serialize(handler.response_serializer, response))
-        ctx._finish(code, ctx._details)
+        response = await behavior(_deserialize(handler.request_deserializer, raw), ctx)
+        _respond(ctx, handler, response)
 
     async def _invoke(self, ctx, handler):
         if handler.request_streaming:
@@ -593,19 +605,12 @@ class Server:
         else:
             raw = await ctx._read_raw()
             if raw is EOF:
-                if not ctx._finished:
-                    ctx._finish(_types.StatusCode.INTERNAL, "Expected one request message, got none")
+                _no_request(ctx)
                 return
             request = _deserialize(handler.request_deserializer, raw)
         if not handler.response_streaming:
             behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
-            response = await self._call_behavior(behavior, request, ctx)
-            if ctx._finished:
-                return
-            code = ctx._code if ctx._code is not None else _types.StatusCode.OK
-            if code == _types.StatusCode.OK or _types.status_number(code) == 0:
-                ctx._core.send_message(ctx._call, _serialize(handler.response_serializer, response))
-            ctx._finish(code, ctx._details)
+            _respond(ctx, handler, await self._call_behavior(behavior, request, ctx))
             return
         behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
         if inspect.isasyncgenfunction(behavior):
