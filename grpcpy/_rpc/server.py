@@ -105,6 +105,11 @@ class CallContext(PeerInfo):
     def _ended(self):
         pass
 
+    def _finish(self, code, details):
+        """Send the final status (taking the connection's lock if it has one)
+        and run the done-callbacks: the facade's _send_status wrapper."""
+        raise NotImplementedError
+
     # -- events from the core ------------------------------------------------------------
 
     def _on_message(self, data, wire):
@@ -218,12 +223,18 @@ class CallContext(PeerInfo):
         """The status of a handler that returned."""
         return (_OK if self._code is None else self._code), self._details
 
-    def _failure_status(self, exc, template):
-        """The status of a handler that raised `exc`."""
+    def _handler_failed(self, exc, template):
+        """The handler raised `exc` (logged here): a failing code it chose
+        before stands with its details, else UNKNOWN with the template's
+        text. The facade's _finish sends it."""
+        if self._finished:
+            return
+        _LOGGER.error(template, exc, exc_info=exc)
         code = self._code
         if code is not None and _status_number(code) != 0:
-            return code, self._details
-        return _UNKNOWN, template % (exc,)
+            self._finish(code, self._details)
+        else:
+            self._finish(_UNKNOWN, template % (exc,))
 
     def _send_status(self, code, details):
         """Send the call's final status (once). Returns the done-callbacks

@@ -420,20 +420,13 @@ class Server(_rules.ServerRules):
         except CallFailed as fail:
             ctx._finish(fail.code, fail.details)
         except _IteratingResponses as wrapped:
-            self._handler_failed(ctx, wrapped.__cause__, _rules.ITERATING_FAILED)
+            ctx._handler_failed(wrapped.__cause__, _rules.ITERATING_FAILED)
         except Exception as exc:
-            self._handler_failed(ctx, exc, _rules.CALLING_FAILED)
+            ctx._handler_failed(exc, _rules.CALLING_FAILED)
         finally:
             with self._lock:
                 self._busy -= 1
                 self._active.discard(ctx)
-
-    @staticmethod
-    def _handler_failed(ctx, exc, template):
-        if ctx._finished:
-            return
-        _LOGGER.error(template, exc, exc_info=exc)
-        ctx._finish(*ctx._failure_status(exc, template))
 
     def _invoke(self, ctx, handler):
         if handler.request_streaming:

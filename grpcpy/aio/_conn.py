@@ -35,7 +35,6 @@ import asyncio
 import socket
 import weakref
 
-from grpcpy import _cext
 from grpcpy._context import format_peer
 
 _INF = float("inf")
@@ -43,15 +42,6 @@ READ_BUFFER_SIZE = 256 * 1024
 # loop -> the read buffer of its connections (a loop runs one callback at a
 # time, and the core is done with the bytes when data_received returns)
 _read_buffers = weakref.WeakKeyDictionary()
-
-CE_CALL_STARTED = _cext.CE_CALL_STARTED
-CE_INITIAL_METADATA = _cext.CE_INITIAL_METADATA
-CE_MESSAGE = _cext.CE_MESSAGE
-CE_HALF_CLOSED = _cext.CE_HALF_CLOSED
-CE_CALL_ENDED = _cext.CE_CALL_ENDED
-CE_WRITE_READY = _cext.CE_WRITE_READY
-CE_GOAWAY = _cext.CE_GOAWAY
-CE_CONNECTION_CLOSED = _cext.CE_CONNECTION_CLOSED
 
 
 def _read_buffer(loop):

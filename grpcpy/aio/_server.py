@@ -400,9 +400,9 @@ class Server(_rules.ServerRules):
                 ctx._finished = True
                 ctx._run_callbacks(ctx._take_callbacks())
         except _IteratingResponses as wrapped:
-            self._handler_failed(ctx, wrapped.__cause__, _rules.ITERATING_FAILED)
+            ctx._handler_failed(wrapped.__cause__, _rules.ITERATING_FAILED)
         except Exception as exc:
-            self._handler_failed(ctx, exc, _rules.CALLING_FAILED)
+            ctx._handler_failed(exc, _rules.CALLING_FAILED)
         finally:
             self._active.discard(ctx)
             if ctx._finished:
@@ -410,13 +410,6 @@ class Server(_rules.ServerRules):
                 # back to the context, so the pair is freed by reference
                 # counting instead of waiting for the cycle collector
                 ctx._call.user = None
-
-    @staticmethod
-    def _handler_failed(ctx, exc, template):
-        if ctx._finished:
-            return
-        _LOGGER.error(template, exc, exc_info=exc)
-        ctx._finish(*ctx._failure_status(exc, template))
 
     async def _unary_unary(self, ctx, behavior):
         """_invoke for the commonest handler: a coroutine, one request, one
