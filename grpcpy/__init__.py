@@ -76,6 +76,19 @@ _LAZY = {
 }
 _LAZY_MODULE = {name: module for module, names in _LAZY.items() for name in names}
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # what type checkers and IDEs see of those names (never run)
+    from grpcpy._credentials import (  # noqa: F401
+        AuthMetadataContext, CallCredentials, ChannelCredentials, ServerCertificateConfiguration, ServerCredentials,
+        access_token_call_credentials, composite_call_credentials, composite_channel_credentials,
+        dynamic_ssl_server_credentials, insecure_server_credentials, local_channel_credentials,
+        local_server_credentials, metadata_call_credentials, ssl_channel_credentials,
+        ssl_server_certificate_configuration, ssl_server_credentials)
+    from grpcpy._sync._interceptor import (  # noqa: F401
+        ServerInterceptor, StreamStreamClientInterceptor, StreamUnaryClientInterceptor, UnaryStreamClientInterceptor,
+        UnaryUnaryClientInterceptor)
+del TYPE_CHECKING
+
 
 def secure_channel(target, credentials, options=None, compression=None):
     """A channel with channel credentials: TLS, mTLS or local (grpc.secure_channel)."""

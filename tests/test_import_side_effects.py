@@ -8,6 +8,7 @@ process itself has long imported everything.
 """
 import asyncio
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -193,3 +194,13 @@ def test_run_is_asyncio_run():
     assert grpcpy.aio.run(answer(), use_uvloop=False) == 42
     with pytest.raises(ValueError):      # like asyncio.run: a coroutine, not a function
         grpcpy.aio.run(answer)
+
+
+def test_demo_runs_on_uvloop_unless_told_otherwise():
+    pytest.importorskip("uvloop")
+    env = {k: v for k, v in os.environ.items() if k != "GRPCPY_UVLOOP"}
+    for args, loop in (([], "uvloop"), (["--loop", "asyncio"], "asyncio")):
+        out = subprocess.run([sys.executable, "-m", "grpcpy", "demo", "--calls", "5"] + args, capture_output=True,
+                             text=True, cwd=str(ROOT), timeout=120, env=env)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "(loop: %s)" % loop in out.stdout.splitlines()[0]

@@ -2,6 +2,7 @@
 grpcio's names (grpc, grpc.aio, grpc.experimental) less a listed few not
 implemented yet; one UsageError; status numbers defined once, in the core;
 the Python version the package claims."""
+import ast
 import pathlib
 import re
 import sys
@@ -84,6 +85,17 @@ def test_lazily_loaded_names_are_the_real_objects():
     assert grpcpy.UnaryUnaryClientInterceptor is _interceptor.UnaryUnaryClientInterceptor
     with pytest.raises(AttributeError):
         grpcpy.no_such_name
+
+
+def test_type_checkers_see_the_lazily_loaded_names():
+    # the `if TYPE_CHECKING:` imports in grpcpy/__init__.py name the same
+    # objects, from the same modules, as the table the module loads them by
+    tree = ast.parse((ROOT / "grpcpy" / "__init__.py").read_text())
+    block = [node for node in tree.body
+             if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"]
+    assert len(block) == 1
+    seen = {alias.name: node.module for node in block[0].body for alias in node.names}
+    assert seen == grpcpy._LAZY_MODULE
 
 
 # -- one UsageError -----------------------------------------------------------
