@@ -45,6 +45,8 @@ import ssl
 import threading
 import time
 
+from grpcpy._options import set_nodelay
+
 _LOGGER = logging.getLogger("grpcpy.sync")
 _INF = float("inf")
 # Bytes read per recv: from 64 KiB, doubled whenever a read fills it, up to
@@ -157,11 +159,7 @@ class SyncConnection:
         self._sleep_until = _INF
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         sock.setblocking(False)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_nodelay(sock)
 
     def start(self):
         with self.lock:
