@@ -75,6 +75,7 @@ class ChannelDriver:
         """Parse the options and the target (ValueError for a bad one), name
         the channel's authority, and make the plane."""
         self._credentials = credentials
+        self._has_call_credentials = bool(credentials is not None and credentials._call_credentials)
         self._tls = credentials is not None and credentials.is_tls
         self._scheme = "https" if self._tls else "http"
         self._options = ChannelOptions(options, compression)

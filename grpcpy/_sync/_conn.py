@@ -231,6 +231,9 @@ class SyncConnection:
             self.dispatch(events)
         self.flush_locked()
 
+    # the call layer's name for it (grpcpy._rpc acts with the lock held)
+    after_action = after_action_locked
+
     def wait_writable_locked(self, timeout=None):
         """Wait while too much output is queued for the socket."""
         if len(self._outbuf) > HIGH_WATER and not self.closed:

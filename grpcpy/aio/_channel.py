@@ -11,15 +11,13 @@ import asyncio
 import socket
 import ssl
 
-from grpcpy import _cext, _types
+from grpcpy import _types
 from grpcpy._channel.driver import NO_PREFACE, ChannelDriver
 from grpcpy.aio._base import UsageError
 from grpcpy.aio._call import (StreamStreamMultiCallable, StreamUnaryMultiCallable, UnaryStreamMultiCallable,
                               UnaryUnaryMultiCallable)
-from grpcpy.aio._conn import (CE_CALL_ENDED, CE_CONNECTION_CLOSED, CE_GOAWAY, CE_INITIAL_METADATA, CE_MESSAGE,
-                              CE_WRITE_READY, AioConnection)
-
-CE_CONNECTION_READY = _cext.CE_CONNECTION_READY
+from grpcpy._rpc.events import dispatch_client
+from grpcpy.aio._conn import AioConnection
 
 
 
@@ -34,31 +32,20 @@ class _ClientProtocol(AioConnection):
         self.handshake = channel._loop.create_future()
         self.call_refusal = None     # (status, details) every call on it fails with
 
-    def dispatch(self, events):
-        for ev in events:
-            kind = ev.kind
-            if kind == CE_MESSAGE:
-                ev.call._on_message(ev.data, ev.value)
-            elif kind == CE_CALL_ENDED:
-                ev.call._on_end(ev.code, ev.details, ev.metadata)
-            elif kind == CE_INITIAL_METADATA:
-                ev.call._on_initial_metadata(ev.metadata)
-            elif kind == CE_WRITE_READY:
-                ev.call._on_write_ready()
-            elif kind == CE_CONNECTION_READY:
-                if not self.handshake.done():
-                    self.handshake.set_result(None)
-            elif kind == CE_GOAWAY or kind == CE_CONNECTION_CLOSED:
-                self._report_lost()
+    dispatch = dispatch_client
+
+    def handshake_done(self):
+        if not self.handshake.done():
+            self.handshake.set_result(None)
 
     def connection_lost(self, exc):
         if not self.handshake.done():
             self.handshake.set_exception(ConnectionError("connection closed before the HTTP/2 preface"))
             self.handshake.exception()   # retrieved: no 'never retrieved' warning
         super().connection_lost(exc)
-        self._report_lost()
+        self.report_lost()
 
-    def _report_lost(self):
+    def report_lost(self):
         if not self._reported:
             self._reported = True
             self.channel._subchannel_lost(self)
@@ -82,7 +69,6 @@ class Channel(ChannelDriver):
             from grpcpy.aio._interceptor import kind_of
             for interceptor in self._interceptors:
                 kind_of(interceptor)   # ValueError for an object that intercepts nothing
-        self._has_call_credentials = bool(credentials is not None and credentials._call_credentials)
 
     # -- multicallables ------------------------------------------------------
 
