@@ -315,7 +315,8 @@ class ChannelPlane:
     def _resolution_error(self, now, error):
         self._resolve_at = self._resolve_backoff.failed(now)
         if not self._have_addresses:  # with addresses in hand, keep using them
-            self._resolve_error = "DNS resolution failed for %s: %s" % (self.target.authority, error)
+            what = "DNS" if self.target.scheme == "dns" else "name"
+            self._resolve_error = "%s resolution failed for %s: %s" % (what, self.target.authority, error)
 
     def _fail(self, now, sub, error):
         self._by_id.pop(sub.sub_id, None)

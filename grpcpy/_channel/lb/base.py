@@ -75,9 +75,9 @@ class LoadBalancingPolicy:
     The plane calls ``subchannel_state_changed`` for changes it makes itself
     (connect results, timeouts, end of backoff, connection loss), not for the
     ones the policy asked for.  A subclass sets ``name`` and implements
-    ``update_addresses``, ``subchannel_state_changed``, ``exit_idle``,
-    ``pick`` (a ``sub_id`` or None) and ``is_ready``; the failure bookkeeping
-    and the state report are here.
+    ``update_addresses``, ``subchannel_state_changed``, ``_connect``,
+    ``pick`` (a ``sub_id`` or None) and ``is_ready``; leaving IDLE, the
+    failure bookkeeping and the state report are here.
     """
     name = None
 
@@ -96,6 +96,14 @@ class LoadBalancingPolicy:
         raise NotImplementedError
 
     def exit_idle(self, now):
+        """Start connecting (a call or try_to_connect wants a connection)."""
+        if self.idle:
+            self.idle = False
+            self._connect(now)
+            self._report()
+
+    def _connect(self, now):
+        """Connect what the policy wants connected (nothing while idle)."""
         raise NotImplementedError
 
     def pick(self):

@@ -27,18 +27,12 @@ class PickFirst(LoadBalancingPolicy):
             self.selected = None
         if self.selected is None:
             self._reset_failures()
-            self._connect_next(now)
+            self._connect(now)
         else:
             for sub in self.subchannels:
                 if sub is not self.selected:
                     self.helper.disconnect(sub)
         self._report()
-
-    def exit_idle(self, now):
-        if self.idle:
-            self.idle = False
-            self._connect_next(now)
-            self._report()
 
     def subchannel_state_changed(self, now, sub):
         if sub not in self.subchannels:
@@ -61,12 +55,12 @@ class PickFirst(LoadBalancingPolicy):
                 self.helper.disconnect(sub)
         elif sub.state == TRANSIENT_FAILURE:
             self._note_failure(now, sub)
-            self._connect_next(now)
+            self._connect(now)
         elif sub.state == IDLE:
-            self._connect_next(now)
+            self._connect(now)
         self._report()
 
-    def _connect_next(self, now):
+    def _connect(self, now):
         if self.idle or self.selected is not None:
             return
         if any(s.state == CONNECTING for s in self.subchannels):

@@ -22,14 +22,8 @@ class RoundRobin(LoadBalancingPolicy):
         if [s.address for s in self.subchannels] == list(addresses):
             return
         self._replace_subchannels(addresses)
-        self._connect_all(now)
+        self._connect(now)
         self._report()
-
-    def exit_idle(self, now):
-        if self.idle:
-            self.idle = False
-            self._connect_all(now)
-            self._report()
 
     def subchannel_state_changed(self, now, sub):
         if sub not in self.subchannels:
@@ -40,10 +34,10 @@ class RoundRobin(LoadBalancingPolicy):
             self._note_failure(now, sub)
         elif sub.state == IDLE:
             self.helper.request_reresolution(now)
-            self._connect_all(now)
+            self._connect(now)
         self._report()
 
-    def _connect_all(self, now):
+    def _connect(self, now):
         if not self.idle:
             for sub in self.subchannels:
                 if sub.state == IDLE:
