@@ -45,6 +45,7 @@ import ssl
 import threading
 import time
 
+from grpcpy._context import format_peer
 from grpcpy._options import set_nodelay
 
 _LOGGER = logging.getLogger("grpcpy.sync")
@@ -144,7 +145,7 @@ class SyncConnection:
         self.sock = sock
         self.lock = threading.Lock()
         self.closed = False
-        self.peer = format_peer(sock)
+        self.peer = _format_peer(sock)
         self._rbuf = None               # receive buffer (I/O thread only)
         self._rsize = _RECV_MIN         # bytes asked of each recv
         self._dbuf = None               # the buffer last read into (TLS decrypts into it)
@@ -494,14 +495,9 @@ def _linger_close(sock, timeout=1.0):
     threading.Thread(target=drain, name="grpcpy-linger", daemon=True).start()
 
 
-def format_peer(sock):
+def _format_peer(sock):
     try:
         addr = sock.getpeername()
     except OSError:
-        return "unknown"
-    if sock.family == socket.AF_INET:
-        return "ipv4:%s:%d" % (addr[0], addr[1])
-    if sock.family == socket.AF_INET6:
-        return "ipv6:%%5B%s%%5D:%d" % (addr[0], addr[1])
-    return "unix:%s" % (addr or "")
-
+        addr = None
+    return format_peer(sock.family, addr)
