@@ -32,8 +32,9 @@ Choices where the specs leave room:
   ``connection_lost``) takes the subchannel and, under pick_first, the channel
   to IDLE; the plane reconnects on the next ``request_connection``, which
   every new call makes.  Calls never wait in READY (``pick`` succeeds), so at
-  the moment of loss there is nothing queued that would justify reconnecting
-  unasked; this is grpcio's and gRPC's documented pick_first behaviour.  The
+  the moment of loss there is normally nothing queued that would justify
+  reconnecting unasked (this is grpcio's and gRPC's documented pick_first
+  behaviour); when calls do wait, the driver asks again.  The
   plane sends no 'close' for a lost connection: after a GOAWAY the facade lets
   the calls on it finish and closes it itself.
 - pick_first reports TRANSIENT_FAILURE once every address has failed since
