@@ -1,9 +1,10 @@
 """grpcpy.insecure_channel(): the threaded channel, compatible with grpc.Channel.
 
-The channel performs what the sans-IO channel plane asks for (DNS lookups and
-connects on short-lived threads, timers on a timer thread) and starts calls on
-the connection the plane picks. Calls block on Conditions that share their
-connection's lock; the connection's I/O thread wakes them.
+The channel performs the I/O its ChannelDriver (grpcpy._channel.driver) asks
+for (DNS lookups and connects on short-lived threads, the timer on a timer
+thread) and starts calls on the connection the driver picks. Calls block on
+Conditions that share their connection's lock; the connection's I/O thread
+wakes them.
 """
 import collections
 import logging
@@ -12,29 +13,21 @@ import ssl
 import threading
 import time
 
-from grpcpy import _cext, _credentials, _types
-from grpcpy import _channel_plane as plane_mod
-from grpcpy._options import ChannelOptions
+from grpcpy import _types
+from grpcpy._channel.driver import NO_PREFACE, ChannelDriver
 from grpcpy._rpc.events import dispatch_client
 from grpcpy._sync._call import (StreamStreamMultiCallable, StreamUnaryMultiCallable, UnaryStreamMultiCallable,
                                 UnaryUnaryMultiCallable)
 from grpcpy._sync._conn import SyncConnection, tls_handshake
 
 _LOGGER = logging.getLogger("grpcpy.channel")
-_INF = float("inf")
-_STATES = list(_types.ChannelConnectivity)
 StatusCode = _types.StatusCode
 monotonic = time.monotonic
 
 
 class _ClientConnection(SyncConnection):
     def __init__(self, channel, sub_id, sock):
-        opts = channel._options
-        core = _cext.ClientConnection(channel._authority.encode("ascii"), channel._scheme.encode("ascii"),
-                                      opts.h2_config(),
-                                      opts.max_receive_message_length, opts.max_send_message_length,
-                                      opts.user_agent)
-        super().__init__(core, sock, name="grpcpy-channel-io")
+        super().__init__(channel._new_core(), sock, name="grpcpy-channel-io")
         self.channel = channel
         self.sub_id = sub_id
         self._reported = False
@@ -57,26 +50,21 @@ class _ClientConnection(SyncConnection):
             threading.Thread(target=self.channel._subchannel_lost, args=(self,), daemon=True).start()
 
 
-class Channel(_types.Channel):
-    """grpc.Channel: thread-safe, shared by any number of threads."""
+class Channel(_types.Channel, ChannelDriver):
+    """grpc.Channel: thread-safe, shared by any number of threads.
+
+    Its ChannelDriver (grpcpy._channel.driver) decides; the channel performs:
+    DNS lookups and connects on short-lived threads, the timer on a
+    threading.Timer, every driver input under the channel lock. A call
+    without a ready connection blocks in _get_connection until the driver
+    starts or fails it.
+    """
 
     def __init__(self, target, options=None, credentials=None, compression=None):
-        self._credentials = credentials
-        self._has_call_credentials = bool(credentials is not None and credentials._call_credentials)
-        self._tls = credentials is not None and credentials.is_tls
-        self._scheme = "https" if self._tls else "http"
-        self._options = ChannelOptions(options, compression)
-        self._target = plane_mod.parse_target(target)
-        self._authority, self._server_hostname, self._check_call_host = _credentials.channel_names(
-            self._target.authority, self._options.default_authority,
-            self._options.raw.get("grpc.ssl_target_name_override"), self._tls)
+        self._init_driver(target, options, credentials, compression)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._plane = plane_mod.ChannelPlane(self._target, self._options.raw)
-        self._connections = {}
-        self._closed = False
         self._timer = None
-        self._timer_at = _INF
         self._subscribers = []
         self._last_published = None
         self._notifier = _Notifier()
@@ -102,10 +90,9 @@ class Channel(_types.Channel):
             self._subscribers.append(callback)
             # the current state first, then every change, in order (one
             # delivery thread per channel, as grpcio)
-            self._notifier.post(callback, _STATES[self._plane.state])
-            if try_to_connect and not self._closed:
-                self._plane.request_connection(monotonic())
-                self._drive_locked()
+            self._notifier.post(callback, self._connectivity())
+            if try_to_connect:
+                self._request_connection(monotonic())
 
     def unsubscribe(self, callback):
         with self._lock:
@@ -116,16 +103,15 @@ class Channel(_types.Channel):
 
     def _state(self, try_to_connect=False):
         with self._lock:
-            if try_to_connect and not self._closed:
-                self._plane.request_connection(monotonic())
-                self._drive_locked()
-            return _STATES[self._plane.state]
+            if try_to_connect:
+                self._request_connection(monotonic())
+            return self._connectivity()
 
     def close(self):
         with self._lock:
             if self._closed:
                 return
-            self._closed = True
+            self._close_queue()
             # calls in flight end CANCELLED "Channel closed!" (grpcio), before
             # the plane's shutdown closes their connections
             for conn in self._connections.values():
@@ -135,16 +121,11 @@ class Channel(_types.Channel):
                             if stream.call is not None:
                                 conn.core.cancel_call(stream.call, "Channel closed!")
                         conn.after_action_locked()
-            self._plane.shutdown()
-            self._drive_locked()
-            connections = list(self._connections.values())
-            self._connections.clear()
+            self._shutdown(monotonic())
             if self._timer is not None:
                 self._timer.cancel()
             self._changed.notify_all()
             self._notifier.stop()
-        for conn in connections:
-            conn.close()
 
     def __enter__(self):
         return self
@@ -164,113 +145,72 @@ class Channel(_types.Channel):
 
     def _needs_wait(self):
         with self._lock:
-            return self._pick_locked() is None
-
-    def _pick_locked(self):
-        sub = self._plane.pick()
-        if sub is None:
-            return None
-        conn = self._connections.get(sub)
-        if conn is None or conn.closed:
-            return None
-        return conn
+            return self._pick_now() is None
 
     def _get_connection(self, state):
-        """A ready connection for the call, waiting for one as the plane
-        allows; None after failing the call."""
+        """A ready connection for the call, waiting for one as the driver
+        rules; None after failing the call."""
         with self._lock:
-            while True:
-                if self._closed:
-                    state._fail(StatusCode.CANCELLED, "Channel closed!")
-                    return None
-                conn = self._pick_locked()
-                if conn is not None:
-                    return conn
-                self._plane.request_connection(monotonic())
-                self._drive_locked()
-                conn = self._pick_locked()
-                if conn is not None:
-                    return conn
-                if self._plane.state == plane_mod.TRANSIENT_FAILURE and not state._wait_for_ready:
-                    state._fail(StatusCode.UNAVAILABLE, self._plane.last_error or "failed to connect")
-                    return None
-                if state._deadline is not None:
-                    remaining = state._deadline - monotonic()
-                    if remaining <= 0:
-                        state._fail(StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
-                        return None
-                    self._changed.wait(remaining)
-                else:
-                    self._changed.wait()
-
-    # -- the plane's actions -----------------------------------------------------------------
-
-    def _drive_locked(self):
-        plane = self._plane
-        for action in plane.take_actions():
-            kind = action[0]
-            if kind == "resolve":
-                threading.Thread(target=self._resolve, args=(action[1], action[2]), daemon=True).start()
-            elif kind == "connect":
-                _, sub_id, address, deadline = action
-                threading.Thread(target=self._connect, args=(sub_id, address, deadline), daemon=True).start()
-            elif kind == "close":
-                conn = self._connections.pop(action[1], None)
-                if conn is not None:
-                    conn._reported = True
-                    threading.Thread(target=conn.close, daemon=True).start()
-        changes = plane.take_state_changes()
-        if changes:
-            self._changed.notify_all()
-            state = _STATES[plane.state]
-            if self._subscribers and state != self._last_published:
-                self._last_published = state
-                for callback in self._subscribers:
-                    self._notifier.post(callback, state)
-        when = plane.next_timer()
-        if when < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = when
-            self._timer = threading.Timer(max(0.0, when - monotonic()), self._on_timer)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _on_timer(self):
-        with self._lock:
-            self._timer = None
-            self._timer_at = _INF
             if not self._closed:
-                self._plane.timer(monotonic())
-                self._drive_locked()
+                conn = self._pick_now()
+                if conn is not None:
+                    return conn
+            waiter = _Waiter(state, self._changed)
+            self._submit(waiter, monotonic())
+            while waiter.conn is None and waiter.failure is None:
+                self._changed.wait()
+            if waiter.failure is not None:
+                state._fail(*waiter.failure)
+                return None
+            return waiter.conn
+
+    # -- the driver's hooks (called with the lock held) ------------------------------------------
+
+    def _io_resolve(self, host, port):
+        threading.Thread(target=self._resolve, args=(host, port), daemon=True).start()
+
+    def _io_connect(self, sub_id, address, deadline):
+        threading.Thread(target=self._connect, args=(sub_id, address, deadline), daemon=True).start()
+
+    def _io_close(self, sub_id, conn):
+        if conn is not None:   # an attempt in progress finds the channel's answer when it ends
+            conn._reported = True
+            threading.Thread(target=conn.close, daemon=True).start()
+
+    def _io_arm_timer(self, when):
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(max(0.0, when - monotonic()), self._on_timer, (when,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _on_state_change(self, state):
+        self._changed.notify_all()
+        if self._subscribers and state != self._last_published:
+            self._last_published = state
+            for callback in self._subscribers:
+                self._notifier.post(callback, state)
+
+    # -- I/O threads -------------------------------------------------------------------------------
+
+    def _on_timer(self, when):
+        with self._lock:
+            self._timer_fired(monotonic(), when)
 
     def _resolve(self, host, port):
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
             with self._lock:
-                if not self._closed:
-                    self._plane.resolution_failed(monotonic(), "DNS resolution failed for %s:%s: %s" % (host, port, exc))
-                    self._drive_locked()
+                self._lookup_failed(monotonic(), host, port, exc)
             return
-        addresses = []
-        for family, _, _, _, sockaddr in infos:
-            if family in (socket.AF_INET, socket.AF_INET6):
-                addr = plane_mod.Address.ip(sockaddr[0], sockaddr[1])
-                if addr not in addresses:
-                    addresses.append(addr)
         with self._lock:
-            if not self._closed:
-                self._plane.resolved(monotonic(), addresses)
-                self._drive_locked()
+            self._lookup_done(monotonic(), infos)
 
     def _connect(self, sub_id, address, deadline):
         call_refusal = None
         try:
             timeout = max(0.001, deadline - monotonic())
-            refusal = _credentials.local_refusal(self._credentials, address)
-            if refusal:
-                raise OSError(refusal)
             if address.family == "unix":
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(timeout)
@@ -285,55 +225,52 @@ class Channel(_types.Channel):
                 try:
                     tls = tls_handshake(sock, self._credentials.client_context(), False,
                                         self._server_hostname, max(0.001, deadline - monotonic()))
-                    problem = _credentials.check_alpn(tls.ssl_object)
-                    if problem:
-                        raise OSError(problem)
-                    if self._check_call_host:
-                        call_refusal = _credentials.call_host_refusal(self._authority, tls.ssl_object)
+                    call_refusal = self._tls_verdict(tls.ssl_object)
                 except (OSError, ssl.SSLError):
                     sock.close()
                     raise
                 sock = tls
+            conn = _ClientConnection(self, sub_id, sock)
+            conn.call_refusal = call_refusal
+            conn.start()
+            # established only once the server's HTTP/2 preface arrived
+            if not conn.handshake.wait(max(0.0, deadline - monotonic())) or conn.closed:
+                conn._reported = True
+                conn.close()
+                raise OSError(NO_PREFACE)
         except (OSError, ssl.SSLError) as exc:
             with self._lock:
-                if not self._closed:
-                    self._plane.connect_failed(monotonic(), sub_id, "failed to connect to %s: %s" % (address, exc))
-                    self._drive_locked()
-            return
-        conn = _ClientConnection(self, sub_id, sock)
-        conn.call_refusal = call_refusal
-        conn.start()
-        # established only once the server's HTTP/2 preface arrived
-        if not conn.handshake.wait(max(0.0, deadline - monotonic())) or conn.closed:
-            conn._reported = True
-            conn.close()
-            with self._lock:
-                if not self._closed:
-                    self._plane.connect_failed(monotonic(), sub_id, "failed to connect to %s: no HTTP/2 preface "
-                                               "from the server (is it a gRPC server on this port, with the same "
-                                               "transport security?)" % (address,))
-                    self._drive_locked()
+                self._connect_failed(monotonic(), sub_id, address, exc)
             return
         with self._lock:
-            if self._closed:
-                conn.close()
+            if self._connect_done(monotonic(), sub_id, conn):
                 return
-            self._connections[sub_id] = conn
-            self._plane.connect_succeeded(monotonic(), sub_id)
-            if conn.closed:
-                # lost before it was registered (e.g. reset by a server
-                # that is going away): its report found nothing to remove
-                del self._connections[sub_id]
-                self._plane.connection_lost(monotonic(), sub_id)
-            self._drive_locked()
+        conn.close()
 
     def _subchannel_lost(self, conn):
         with self._lock:
-            if self._connections.get(conn.sub_id) is conn:
-                del self._connections[conn.sub_id]
-                if not self._closed:
-                    self._plane.connection_lost(monotonic(), conn.sub_id)
-                    self._drive_locked()
+            self._connection_lost(monotonic(), conn)
+
+
+class _Waiter:
+    """A call blocked in _get_connection, as the driver's queue holds it."""
+
+    __slots__ = ("_deadline", "_wait_for_ready", "_cond", "conn", "failure")
+
+    def __init__(self, state, cond):
+        self._deadline = state._deadline
+        self._wait_for_ready = state._wait_for_ready
+        self._cond = cond
+        self.conn = None
+        self.failure = None
+
+    def _start_on(self, conn):
+        self.conn = conn
+        self._cond.notify_all()
+
+    def _fail_start(self, code, details):
+        self.failure = (code, details)
+        self._cond.notify_all()
 
 
 class _Notifier:

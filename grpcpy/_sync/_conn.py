@@ -46,6 +46,7 @@ import threading
 import time
 
 from grpcpy._context import format_peer
+from grpcpy._options import set_nodelay
 
 _LOGGER = logging.getLogger("grpcpy.sync")
 _INF = float("inf")
@@ -159,11 +160,7 @@ class SyncConnection:
         self._sleep_until = _INF
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         sock.setblocking(False)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_nodelay(sock)
 
     def start(self):
         with self.lock:

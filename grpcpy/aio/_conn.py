@@ -32,10 +32,10 @@ per 1 MiB TLS call); on asyncio's own loop it replaces recv() into a
 fresh 256 KiB object with recv_into().
 """
 import asyncio
-import socket
 import weakref
 
 from grpcpy._context import format_peer
+from grpcpy._options import set_nodelay
 
 _INF = float("inf")
 READ_BUFFER_SIZE = 256 * 1024
@@ -77,11 +77,8 @@ class AioConnection(asyncio.BufferedProtocol):
         self._gather = (transport.get_extra_info("sslcontext") is None
                         and type(transport).__module__.startswith("uvloop"))
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        if sock is not None:
+            set_nodelay(sock)
         self.peer = _format_peer(transport)
         self.core.initiate(self.loop.time())
         self.flush()

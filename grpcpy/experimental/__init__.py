@@ -74,3 +74,15 @@ unary_unary = _simple("unary_unary")
 unary_stream = _simple("unary_stream")
 stream_unary = _simple("stream_unary")
 stream_stream = _simple("stream_stream")
+
+
+# -- name resolution (grpcpy's own; grpcio offers no Python resolver API) --------------------
+#
+# register_resolver(scheme, factory): channels of both APIs made afterwards
+# resolve targets "scheme:[//authority/]path" with factory(target), a
+# Resolver. A Resolver does no I/O: it returns the Addresses outright
+# (addresses()) or names a (host, port) for the channel to look up with the
+# system resolver (lookup(), asked again on re-resolution). See
+# grpcpy/_channel/resolver.py.
+from grpcpy._channel.resolver import Resolver, register_resolver  # noqa: E402,F401
+from grpcpy._channel.target import Address, Target  # noqa: E402,F401
