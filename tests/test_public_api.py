@@ -34,7 +34,7 @@ SURFACES = {
     }, {"run", "use_uvloop"}, set()),
     "grpcpy.experimental": (grpcpy.experimental, grpc.experimental, {
         "ssl_channel_credentials_with_custom_signer", "wrap_server_method_handler",
-    }, set(), {"experimental_api"}),        # as in grpc.experimental: public, not in __all__
+    }, {"Address", "Resolver", "Target", "register_resolver"}, {"experimental_api"}),        # as in grpc.experimental: public, not in __all__
 }
 
 

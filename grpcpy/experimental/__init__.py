@@ -7,10 +7,12 @@ from grpcpy import _credentials
 from grpcpy._types import UsageError  # noqa: F401  (one UsageError for all of grpcpy)
 
 # grpcio's grpc.experimental.__all__, less ssl_channel_credentials_with_custom_signer
-# and wrap_server_method_handler, which grpcpy does not have yet.
+# and wrap_server_method_handler, which grpcpy does not have yet; plus grpcpy's
+# resolver registry (below).
 __all__ = (
     "ChannelOptions", "ExperimentalApiWarning", "UsageError", "insecure_channel_credentials",
     "stream_stream", "stream_unary", "unary_stream", "unary_unary",
+    "Address", "Resolver", "Target", "register_resolver",
 )
 
 
