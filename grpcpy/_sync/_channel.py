@@ -694,9 +694,7 @@ class Channel(_types.Channel):
             for conn in self._connections.values():
                 with conn.lock:
                     if not conn.closed:
-                        for stream in list(conn.core.streams.values()):
-                            if stream.call is not None:
-                                conn.core.cancel_call(stream.call, "Channel closed!")
+                        conn.dispatch(conn.core.cancel_all_calls("Channel closed!"))
                         conn.after_action_locked()
             self._plane.shutdown()
             self._drive_locked()
