@@ -117,9 +117,7 @@ class Channel(_types.Channel, ChannelDriver):
             for conn in self._connections.values():
                 with conn.lock:
                     if not conn.closed:
-                        for stream in list(conn.core.streams.values()):
-                            if stream.call is not None:
-                                conn.core.cancel_call(stream.call, "Channel closed!")
+                        conn.dispatch(conn.core.cancel_all_calls("Channel closed!"))
                         conn.after_action_locked()
             self._shutdown(monotonic())
             if self._timer is not None:

@@ -221,7 +221,7 @@ class SyncConnection:
                 self._outbuf += memoryview(pieces[i])[sent:]
                 for rest in pieces[i + 1:]:
                     self._outbuf += rest
-                self.core.write_paused = True
+                self.core.set_transport_paused(True)
                 self._wake()
                 return
 
@@ -403,7 +403,7 @@ class SyncConnection:
                 return
             del self._outbuf[:sent]
             if not self._outbuf:
-                self.core.write_paused = False
+                self.core.set_transport_paused(False)
                 self._drained.notify_all()
                 self.writable_locked()
 

@@ -125,10 +125,10 @@ class AioConnection(asyncio.BufferedProtocol):
             self.lost.set_result(None)
 
     def pause_writing(self):
-        self.core.write_paused = True
+        self.core.set_transport_paused(True)
 
     def resume_writing(self):
-        self.core.write_paused = False
+        self.core.set_transport_paused(False)
         self._release_write_waiters()
 
     # -- helpers for the owners of calls --------------------------------------
@@ -169,7 +169,7 @@ class AioConnection(asyncio.BufferedProtocol):
 
     async def wait_writable(self):
         """Wait while the transport's write buffer is above its high-water mark."""
-        if not self.core.write_paused or self.closed:
+        if not self.core.transport_paused or self.closed:
             return
         waiter = self.loop.create_future()
         self._write_waiters.append(waiter)
