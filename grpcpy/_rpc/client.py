@@ -47,7 +47,7 @@ has one.
 import collections
 import logging
 
-from grpcpy import _cext, _credentials, _types
+from grpcpy import _credentials, _types
 
 _LOGGER = logging.getLogger("grpcpy.call")
 StatusCode = _types.StatusCode
@@ -57,7 +57,6 @@ _INTERNAL = StatusCode.INTERNAL
 _status_from_number = _types.status_from_number
 _status_number = _types.status_number
 _compression_name = _types.compression_name
-_MetadataError = _cext.MetadataError
 
 LOCALLY_CANCELLED = "Locally cancelled by application!"
 CHANNEL_CLOSED = "Channel closed!"
@@ -242,11 +241,11 @@ class ClientCall:
         now = self._now()
         timeout = -1.0 if self._deadline is None else max(0.0, self._deadline - now)
         core = conn.core
-        try:
-            core_call = core.start_call(self._method, now, timeout, self._metadata, self._compression, self)
-        except (_MetadataError, ValueError) as exc:
-            self._finish_local(_INTERNAL, "Invalid metadata: %s" % (exc,))
-            return
+        # metadata the wire cannot carry ends the call INTERNAL in the core
+        # (its CALL_ENDED comes with after_action); a unary response is
+        # held to exactly one message there too
+        core_call = core.start_call(self._method, now, timeout, self._metadata, self._compression, self,
+                                    self._response_streaming)
         self._attempts = self._attempts + (Attempt(conn, core_call, len(self._attempts)),)
         self._conn = conn
         self._core_call = core_call

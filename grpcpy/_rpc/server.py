@@ -214,6 +214,14 @@ class CallContext(PeerInfo):
         self._code = code
         self._details = details
 
+    def _set_handler(self, handler):
+        """The handler an interceptor chain found: the core learns its
+        cardinality now (which may end the call: a unary request that got
+        two messages, or none before the half-close)."""
+        self._handler = handler
+        self._core.set_cardinality(self._call, handler.request_streaming, handler.response_streaming)
+        self._conn.after_action()
+
     def _missing_request_status(self):
         """A unary-request call whose client sent no request (grpcio's sync
         server's text; the gRPC spec's code for a cardinality violation)."""
@@ -339,7 +347,10 @@ class ServerRules:
                 if handler is None:
                     return self._refuse(conn, call, _cext.SC_UNIMPLEMENTED, NOT_FOUND)
         ctx = self._new_context(conn, call, handler)
-        core.accept_call(call, ctx)
+        if handler is None:
+            core.accept_call(call, ctx)         # the interceptor chain finds it later
+        else:
+            core.accept_call(call, ctx, handler.request_streaming, handler.response_streaming)
         self._active.add(ctx)
         return ctx
 

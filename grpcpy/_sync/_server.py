@@ -413,7 +413,8 @@ class Server(_rules.ServerRules):
                 if handler is None:
                     ctx._finish(_types.StatusCode.UNIMPLEMENTED, _rules.NOT_FOUND)
                     return
-                ctx._handler = handler
+                with ctx._cond:
+                    ctx._set_handler(handler)
             self._invoke(ctx, handler)
         except _Abort:
             ctx._finish(ctx._code, ctx._details)

@@ -387,7 +387,7 @@ class Server(_rules.ServerRules):
                 if handler is None:
                     ctx._finish(_types.StatusCode.UNIMPLEMENTED, _rules.NOT_FOUND)
                     return
-                ctx._handler = handler
+                ctx._set_handler(handler)
             await self._invoke(ctx, handler)
         except AbortError:
             ctx._finish(ctx._code, ctx._details)
