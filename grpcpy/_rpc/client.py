@@ -107,7 +107,7 @@ class ClientCall:
     """One client call: status, metadata, messages and the rules over them."""
 
     # state most calls never touch lives on the class until a call sets it
-    _attempts = ()
+    _attempt_log = ()          # (connection, core call) of each attempt, in order
     _conn = None               # connection of the committed attempt
     _core_call = None          # its core call
     _initial_metadata = None
@@ -121,7 +121,10 @@ class ClientCall:
     _response_streaming = True
 
     def __init__(self, channel, method, serializer, deserializer, timeout, metadata, credentials,
-                 wait_for_ready, compression):
+                 wait_for_ready, compression, request=_NOTHING):
+        """`request`: the request of a unary-request call, serialized here
+        (a serializer that raises fails the call, not the caller, as in
+        grpcio) and sent with the start."""
         self._channel = channel
         self._method = method
         self._serializer = serializer
@@ -137,6 +140,15 @@ class ClientCall:
             self._compression = channel._options.compression
         else:
             self._compression = _compression_name(compression) or channel._options.compression
+        if request is not _NOTHING:
+            if serializer is None:
+                self._request = request
+            else:
+                try:
+                    self._request = serializer(request)
+                except Exception:
+                    _LOGGER.exception(_SERIALIZE_FAILED)
+                    self._finish_local(_INTERNAL, _SERIALIZE_FAILED)
 
     # -- facade hooks ----------------------------------------------------------------
 
@@ -172,14 +184,6 @@ class ClientCall:
             _LOGGER.exception(_SERIALIZE_FAILED)
             self._cancel(_INTERNAL, _SERIALIZE_FAILED, by_application=False)
             raise CallSerializationError() from None
-
-    def _set_unary_request(self, message):
-        """A unary-request call: serialize its request now (grpcio fails the
-        call, not the caller, when that raises); it is sent with the start."""
-        try:
-            self._request = self._serialize(message)
-        except CallSerializationError:
-            pass
 
     def _deserialize(self, raw):
         deserializer = self._deserializer
@@ -229,6 +233,12 @@ class ClientCall:
 
     # -- attempts ------------------------------------------------------------------------
 
+    @property
+    def attempts(self):
+        """The attempts made so far, oldest first (kept as plain pairs on
+        the hot path; Attempt objects are made when asked for)."""
+        return [Attempt(conn, core_call, n) for n, (conn, core_call) in enumerate(self._attempt_log)]
+
     def _start_on(self, conn):
         """Start an attempt on a ready connection (the facade holds its lock)
         and commit to it; the unary request goes with it."""
@@ -246,7 +256,7 @@ class ClientCall:
         # held to exactly one message there too
         core_call = core.start_call(self._method, now, timeout, self._metadata, self._compression, self,
                                     self._response_streaming)
-        self._attempts = self._attempts + (Attempt(conn, core_call, len(self._attempts)),)
+        self._attempt_log = self._attempt_log + ((conn, core_call),)
         self._conn = conn
         self._core_call = core_call
         request = self._request
@@ -350,10 +360,12 @@ class ClientCall:
         if self._code is not _OK:
             raise self._error()
         if self._messages:
-            raw = self._messages[0][0]
-            response = self._deserialize(raw)
-            if response is _NOTHING:       # the deserializer failed the call
-                raise self._error()
+            response = self._messages[0][0]
+            deserializer = self._deserializer
+            if deserializer is not None:
+                response = self._deserialize(response)
+                if response is _NOTHING:       # the deserializer failed the call
+                    raise self._error()
             self._response = response
             return response
         # OK without a message (the core reports this cardinality violation

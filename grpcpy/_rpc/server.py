@@ -326,16 +326,15 @@ class ServerRules:
         for method, handler in method_handlers.items():
             self._registered[_types.fully_qualified_method(service_name, method)] = handler
 
-    def _serving(self):
-        raise NotImplementedError
-
-    def _new_context(self, conn, call, handler):
-        raise NotImplementedError
+    # a server subclass sets: _context_class (its CallContext), _state
+    # ("new", "started", "stopping", "stopped")
+    _context_class = CallContext
+    _state = "new"
 
     def _call_started(self, conn, call):
         """A call the core validated: its context, or None after refusing it."""
         core = conn.core
-        if not self._serving():
+        if self._state != "started":
             return self._refuse(conn, call, _cext.SC_UNAVAILABLE, SHUTTING_DOWN)
         if self._max_rpcs is not None and len(self._active) >= self._max_rpcs:
             return self._refuse(conn, call, _cext.SC_RESOURCE_EXHAUSTED, TOO_MANY_RPCS)
@@ -346,7 +345,7 @@ class ServerRules:
                 handler = self._lookup(_types.handler_call_details(call.method, _metadata_of(call)))
                 if handler is None:
                     return self._refuse(conn, call, _cext.SC_UNIMPLEMENTED, NOT_FOUND)
-        ctx = self._new_context(conn, call, handler)
+        ctx = self._context_class(conn, call, handler)
         if handler is None:
             core.accept_call(call, ctx)         # the interceptor chain finds it later
         else:

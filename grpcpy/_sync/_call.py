@@ -35,12 +35,12 @@ class _Call(_client.ClientCall):
     _cond = None
 
     def __init__(self, channel, method, serializer, deserializer, timeout, metadata, credentials,
-                 wait_for_ready, compression):
-        _client.ClientCall.__init__(self, channel, method, serializer, deserializer, timeout, metadata,
-                                    credentials, wait_for_ready, compression)
+                 wait_for_ready, compression, request=_NOTHING):
         self._done_event = threading.Event()
         self._callbacks = []
         self._cb_lock = threading.Lock()
+        _client.ClientCall.__init__(self, channel, method, serializer, deserializer, timeout, metadata,
+                                    credentials, wait_for_ready, compression, request)
 
     # -- facade hooks (the connection's lock is held when there is one) ------------------
 
@@ -393,12 +393,12 @@ class _MultiCallable:
         self._serializer = request_serializer
         self._deserializer = response_deserializer
 
-    def _call(self, timeout, metadata, wait_for_ready, compression, credentials):
+    def _call(self, timeout, metadata, wait_for_ready, compression, credentials, request=_NOTHING):
         channel = self._channel
         if channel._closed:
             raise ValueError("Cannot invoke RPC on closed channel!")
         return self._call_class(channel, self._method, self._serializer, self._deserializer, timeout, metadata,
-                                credentials, wait_for_ready, compression)
+                                credentials, wait_for_ready, compression, request)
 
 
 class _UnaryRequest(_Call):
@@ -417,8 +417,7 @@ class UnaryUnaryMultiCallable(_MultiCallable, _types.UnaryUnaryMultiCallable):
     _call_class = _UnaryRequest
 
     def _invoke(self, request, timeout, metadata, wait_for_ready, compression, credentials):
-        call = self._call(timeout, metadata, wait_for_ready, compression, credentials)
-        call._set_unary_request(request)
+        call = self._call(timeout, metadata, wait_for_ready, compression, credentials, request)
         call._start()
         return call
 
@@ -436,8 +435,7 @@ class UnaryUnaryMultiCallable(_MultiCallable, _types.UnaryUnaryMultiCallable):
 
     def future(self, request, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
                compression=None):
-        call = self._call(timeout, metadata, wait_for_ready, compression, credentials)
-        call._set_unary_request(request)
+        call = self._call(timeout, metadata, wait_for_ready, compression, credentials, request)
         future = _UnaryFuture(call, call._result)
         if self._channel._needs_wait() or call._credentials is not None or self._channel._has_call_credentials:
             threading.Thread(target=call._start, daemon=True).start()
@@ -451,8 +449,7 @@ class UnaryStreamMultiCallable(_MultiCallable, _types.UnaryStreamMultiCallable):
 
     def __call__(self, request, timeout=None, metadata=None, credentials=None, wait_for_ready=None,
                  compression=None):
-        call = self._call(timeout, metadata, wait_for_ready, compression, credentials)
-        call._set_unary_request(request)
+        call = self._call(timeout, metadata, wait_for_ready, compression, credentials, request)
         call._start()
         return _Rendezvous(call)
 

@@ -179,6 +179,8 @@ def _run_callbacks(callbacks):
 class Server(_rules.ServerRules):
     """grpc.Server."""
 
+    _context_class = ServicerContext
+
     def __init__(self, thread_pool, generic_handlers=None, interceptors=None, options=None,
                  maximum_concurrent_rpcs=None, compression=None):
         if thread_pool is None:
@@ -359,12 +361,6 @@ class Server(_rules.ServerRules):
             self._connections.discard(conn)
 
     # -- calls ------------------------------------------------------------------------------
-
-    def _serving(self):
-        return self._state == "started"
-
-    def _new_context(self, conn, call, handler):
-        return ServicerContext(conn, call, handler)
 
     def _call_started(self, conn, call):
         """I/O thread, connection lock held."""

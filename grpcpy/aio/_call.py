@@ -30,24 +30,23 @@ class Call(_client.ClientCall):
     _started = None            # future: set when on a connection (or ended)
     _writer_task = None
 
-    def __init__(self, channel, method, request_serializer, response_deserializer, timeout,
-                 metadata, credentials, wait_for_ready, compression):
-        self._loop = channel._loop
-        _client.ClientCall.__init__(self, channel, method, request_serializer, response_deserializer, timeout,
-                                    metadata, credentials, wait_for_ready, compression)
-        self._callbacks = []
+    _callbacks = None
 
     # -- facade hooks ------------------------------------------------------------------
 
     def _now(self):
         return self._loop.time()
 
-    def _wake_initial(self):
+    # the two commonest events, with their wake-up inlined (the call
+    # layer's versions call the _wake_* hooks)
+    def _on_initial_metadata(self, metadata):
+        self._initial_metadata = metadata
         waiter = self._initial_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _wake_message(self):
+    def _on_message(self, data, wire):
+        self._messages.append((data, wire))
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -73,8 +72,9 @@ class Call(_client.ClientCall):
                 if not fut.done():
                     fut.set_result(None)
         self._channel._untrack(self)
-        if self._callbacks:
-            callbacks, self._callbacks = self._callbacks, []
+        callbacks = self._callbacks
+        if callbacks:
+            self._callbacks = None
             for cb in callbacks:
                 cb(self)
 
@@ -183,6 +183,8 @@ class Call(_client.ClientCall):
     def add_done_callback(self, callback):
         if self._ended:
             callback(self)
+        elif self._callbacks is None:
+            self._callbacks = [callback]
         else:
             self._callbacks.append(callback)
 
@@ -352,31 +354,33 @@ class _RequestStreamMixin:
 class UnaryUnaryCall(_UnaryResponseMixin, Call):
     _response_streaming = False
 
-    def __init__(self, request, *args):
-        Call.__init__(self, *args)
-        self._set_unary_request(request)
+    def __init__(self, request, channel, *args):
+        self._loop = channel._loop
+        _client.ClientCall.__init__(self, channel, *args, request)
         self._begin()
 
 
 class UnaryStreamCall(_StreamResponseMixin, Call):
-    def __init__(self, request, *args):
-        Call.__init__(self, *args)
-        self._set_unary_request(request)
+    def __init__(self, request, channel, *args):
+        self._loop = channel._loop
+        _client.ClientCall.__init__(self, channel, *args, request)
         self._begin()
 
 
 class StreamUnaryCall(_RequestStreamMixin, _UnaryResponseMixin, Call):
     _response_streaming = False
 
-    def __init__(self, request_iterator, *args):
-        Call.__init__(self, *args)
+    def __init__(self, request_iterator, channel, *args):
+        self._loop = channel._loop
+        _client.ClientCall.__init__(self, channel, *args)
         self._begin()
         self._consume_requests(request_iterator)
 
 
 class StreamStreamCall(_RequestStreamMixin, _StreamResponseMixin, Call):
-    def __init__(self, request_iterator, *args):
-        Call.__init__(self, *args)
+    def __init__(self, request_iterator, channel, *args):
+        self._loop = channel._loop
+        _client.ClientCall.__init__(self, channel, *args)
         self._begin()
         self._consume_requests(request_iterator)
 

@@ -72,10 +72,6 @@ class ServicerContext(_rules.CallContext):
     _write_waiter = None
     _task = None
 
-    def __init__(self, protocol, call, method_handler):
-        _rules.CallContext.__init__(self, protocol, call, method_handler)
-        self._loop = protocol.loop
-
     # -- facade hooks ------------------------------------------------------------
 
     def _wake(self):
@@ -89,7 +85,8 @@ class ServicerContext(_rules.CallContext):
         self._on_write_ready()
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        self._run_callbacks(self._take_callbacks())
+        if self._callbacks:
+            self._run_callbacks(self._take_callbacks())
 
     def _on_write_ready(self):
         waiter = self._write_waiter
@@ -121,7 +118,7 @@ class ServicerContext(_rules.CallContext):
                 return data
             if self._half_closed or self._finished:
                 return EOF
-            self._waiter = self._loop.create_future()
+            self._waiter = self._conn.loop.create_future()
             await self._waiter
 
     async def read(self):
@@ -153,7 +150,7 @@ class ServicerContext(_rules.CallContext):
             raise asyncio.InvalidStateError("the RPC has already finished")
         if self._send(self._serialize(message)):
             # flow control: wait until the peer has taken what we queued
-            self._write_waiter = self._loop.create_future()
+            self._write_waiter = self._conn.loop.create_future()
             await self._write_waiter
         await self._conn.wait_writable()
 
@@ -180,24 +177,26 @@ class ServicerContext(_rules.CallContext):
 
     def _finish(self, code, details):
         callbacks = self._send_status(code, details)
-        self._flush_now()
-        self._run_callbacks(callbacks)
+        conn = self._conn
+        if not conn._dispatching:
+            # the call is complete: write it now rather than at the end of
+            # this loop iteration (what other calls queued so far goes along)
+            conn.flush()
+        if callbacks:
+            self._run_callbacks(callbacks)
 
     def _finish_unary(self, response):
         callbacks = self._respond(response)
-        self._flush_now()
-        self._run_callbacks(callbacks)
-
-    def _flush_now(self):
-        if not self._conn._dispatching:
-            # the call is complete: write it now rather than at the end of
-            # this loop iteration (what other calls queued so far goes along)
-            self._conn.flush()
+        conn = self._conn
+        if not conn._dispatching:
+            conn.flush()
+        if callbacks:
+            self._run_callbacks(callbacks)
 
     # -- information -------------------------------------------------------------
 
     def time_remaining(self):
-        return self._time_remaining(self._loop.time())
+        return self._time_remaining(self._conn.loop.time())
 
     def cancelled(self):
         return self._cancelled
@@ -227,6 +226,8 @@ class ServicerContext(_rules.CallContext):
 
 class Server(_rules.ServerRules):
     """grpc.aio.Server."""
+
+    _context_class = ServicerContext
 
     def __init__(self, thread_pool=None, generic_handlers=None, interceptors=None, options=None,
                  maximum_concurrent_rpcs=None, compression=None):
@@ -342,12 +343,6 @@ class Server(_rules.ServerRules):
             sock.close()
 
     # -- calls ---------------------------------------------------------------------
-
-    def _serving(self):
-        return self._state == "started"
-
-    def _new_context(self, conn, call, handler):
-        return ServicerContext(conn, call, handler)
 
     def _run_handler(self, ctx):
         handler = ctx._handler
