@@ -107,7 +107,7 @@ class ClientCall:
     """One client call: status, metadata, messages and the rules over them."""
 
     # state most calls never touch lives on the class until a call sets it
-    _attempt_log = ()          # (connection, core call) of each attempt, in order
+    _attempt_log = ()          # (connection, core call) of attempts given up, in order
     _conn = None               # connection of the committed attempt
     _core_call = None          # its core call
     _initial_metadata = None
@@ -235,9 +235,14 @@ class ClientCall:
 
     @property
     def attempts(self):
-        """The attempts made so far, oldest first (kept as plain pairs on
-        the hot path; Attempt objects are made when asked for)."""
-        return [Attempt(conn, core_call, n) for n, (conn, core_call) in enumerate(self._attempt_log)]
+        """The attempts made so far, oldest first: those given up (a retry
+        policy logs them as plain pairs) and the committed one, whose
+        connection and core call are `_conn` / `_core_call` (nothing is
+        allocated for them on the hot path)."""
+        log = self._attempt_log
+        if self._conn is not None:
+            log = log + ((self._conn, self._core_call),)
+        return [Attempt(conn, core_call, n) for n, (conn, core_call) in enumerate(log)]
 
     def _start_on(self, conn):
         """Start an attempt on a ready connection (the facade holds its lock)
@@ -248,15 +253,19 @@ class ClientCall:
         if refusal is not None:     # e.g. the TLS call-host check
             self._finish_local(*refusal)
             return
-        now = self._now()
-        timeout = -1.0 if self._deadline is None else max(0.0, self._deadline - now)
+        deadline = self._deadline
+        if deadline is None:
+            now = 0.0           # the core reads the clock only for a deadline
+            timeout = -1.0
+        else:
+            now = self._now()
+            timeout = max(0.0, deadline - now)
         core = conn.core
         # metadata the wire cannot carry ends the call INTERNAL in the core
         # (its CALL_ENDED comes with after_action); a unary response is
         # held to exactly one message there too
         core_call = core.start_call(self._method, now, timeout, self._metadata, self._compression, self,
                                     self._response_streaming)
-        self._attempt_log = self._attempt_log + ((conn, core_call),)
         self._conn = conn
         self._core_call = core_call
         request = self._request

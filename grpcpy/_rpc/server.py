@@ -195,12 +195,17 @@ class CallContext(PeerInfo):
 
     def _respond(self, response):
         """Finish a unary-response call: the response (unless the handler
-        chose a failing code), then the status. Returns the callbacks to run."""
+        chose a failing code), then the status. Returns the done-callbacks
+        to run (outside any lock), or None."""
         if self._finished:
             return None
         code = self._code
         if code is None or code is _OK or _status_number(code) == 0:
-            self._core.send_message(self._call, self._serialize(response))
+            if self._handler.response_serializer is None and response is not None:
+                payload = response
+            else:
+                payload = self._serialize(response)
+            self._core.send_message(self._call, payload)
             code = _OK
         return self._send_status(code, self._details)
 
@@ -260,9 +265,10 @@ class CallContext(PeerInfo):
                 _LOGGER.error("invalid trailing metadata %r: %s", trailing, exc)
                 number, details, trailing = _INTERNAL.value[0], _INVALID_METADATA, None
         self._core.send_status(self._call, number, details or "", trailing)
-        self._conn.after_action()
+        self._conn.call_finished()
         callbacks = self._callbacks
-        self._callbacks = None
+        if callbacks is not None:
+            self._callbacks = None
         return callbacks
 
     def _cancel_by_handler(self):

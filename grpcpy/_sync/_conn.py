@@ -232,8 +232,9 @@ class SyncConnection:
             self.dispatch(events)
         self.flush_locked()
 
-    # the call layer's name for it (grpcpy._rpc acts with the lock held)
-    after_action = after_action_locked
+    # the call layer's names for it (grpcpy._rpc acts with the lock held;
+    # every action is written at once here)
+    after_action = call_finished = after_action_locked
 
     def wait_writable_locked(self, timeout=None):
         """Wait while too much output is queued for the socket."""

@@ -167,6 +167,18 @@ class AioConnection(asyncio.BufferedProtocol):
                 self._write_out()
         self._arm_timer()
 
+    def call_finished(self):
+        """A call's final status was queued (the call layer's last action
+        on it): write it now, with whatever else this loop iteration
+        queued, rather than at the end of the iteration - except inside
+        data_received, whose flush at its end writes it."""
+        events = self.core.take_events()
+        if events:
+            self.dispatch(events)
+        if not self._dispatching:
+            self.flush()
+        self._arm_timer()
+
     async def wait_writable(self):
         """Wait while the transport's write buffer is above its high-water mark."""
         if not self.core.transport_paused or self.closed:

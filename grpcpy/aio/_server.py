@@ -177,19 +177,11 @@ class ServicerContext(_rules.CallContext):
 
     def _finish(self, code, details):
         callbacks = self._send_status(code, details)
-        conn = self._conn
-        if not conn._dispatching:
-            # the call is complete: write it now rather than at the end of
-            # this loop iteration (what other calls queued so far goes along)
-            conn.flush()
         if callbacks:
             self._run_callbacks(callbacks)
 
     def _finish_unary(self, response):
         callbacks = self._respond(response)
-        conn = self._conn
-        if not conn._dispatching:
-            conn.flush()
         if callbacks:
             self._run_callbacks(callbacks)
 
@@ -416,7 +408,9 @@ class Server(_rules.ServerRules):
                 if not ctx._finished:
                     ctx._finish(*ctx._missing_request_status())
                 return
-        ctx._finish_unary(await behavior(ctx._deserialize(raw), ctx))
+        callbacks = ctx._respond(await behavior(ctx._deserialize(raw), ctx))
+        if callbacks:
+            ctx._run_callbacks(callbacks)
 
     async def _invoke(self, ctx, handler):
         if handler.request_streaming:
