@@ -384,7 +384,7 @@ class AioClient:
         try:
             call = make_call()
             response = await call
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:  # a cancelled aio call raises CancelledError
             return _from_rpc_error(exc) if _is_rpc_error(exc) else Outcome(error=exc)
         return await self._finish(call, response=response)
 
@@ -394,7 +394,7 @@ class AioClient:
             call = make_call()
             async for message in call:
                 responses.append(message)
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
             return _from_rpc_error(exc, responses) if _is_rpc_error(exc) else Outcome(responses=responses,
                                                                                          error=exc)
         return await self._finish(call, responses=responses)

@@ -170,3 +170,66 @@ def test_set_compression_still_delivers(server, observer):
     path = register(Behaviour("unary_unary", [("set_compression", "gzip"), ("return", b"z" * 1000)]))
     out = observer.unary(path, b"q")
     assert (out.response, out.code) == (b"z" * 1000, "OK")
+
+
+# ---- request cardinality (gRPC spec: UNIMPLEMENTED on the server)
+
+def _one_request_details(path):
+    # grpcio sync quotes the method's bytes repr; either spelling of the path
+    return ('"%s" requires exactly one request message.' % path,
+            "\"b'%s'\" requires exactly one request message." % path)
+
+
+def test_no_request_to_a_unary_request_method(request, server, observer, server_facade):
+    """A stream-unary multicallable on a unary-unary (and unary-stream)
+    method, sending nothing. grpc.aio's server waits for the deadline."""
+    for kind, call in (("unary_unary", observer.stream_unary), ("unary_stream", observer.stream_stream)):
+        b = Behaviour(kind, [("return", b"r")] if kind == "unary_unary" else [("yield", b"r")])
+        path = register(b)
+        out = call(path, [], timeout=1)
+        assert b.requests == []
+        if server_facade == "grpcio-aio":
+            assert out.code == "DEADLINE_EXCEEDED"
+            continue
+        known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "INTERNAL 'Expected one request message, got none'")
+        assert out.code == "UNIMPLEMENTED" and out.details in _one_request_details(path), (kind, out)
+
+
+def test_two_requests_to_a_unary_request_method(request, server, observer, server_facade):
+    # grpcio (both servers) hands the first to the handler and ignores the
+    # second. The spec says UNIMPLEMENTED; grpcpy follows the spec.
+    for kind, call in (("unary_unary", observer.stream_unary), ("unary_stream", observer.stream_stream)):
+        b = Behaviour(kind, [("return", b"r")] if kind == "unary_unary" else [("yield", b"r")])
+        out = call(register(b), [b"a", b"b"])
+        if server_facade in ("grpcio-sync", "grpcio-aio"):
+            assert (out.code, b.requests) == ("OK", [b"a"])
+            continue
+        known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "OK: the handler gets the first, the second is ignored")
+        assert out.code == "UNIMPLEMENTED", (kind, out)
+
+
+def test_unknown_method(server, observer):
+    for call in (observer.unary, observer.unary_stream):
+        assert call("/t.S/NoSuchMethod", b"q").status == ("UNIMPLEMENTED", "Method not found!")
+
+
+# ---- message size limits on the server: grpcio's texts, "SERVER: " prefix
+
+def test_server_receive_limit(request, fresh_server, server_facade):
+    from .conftest import cached_client
+    srv = fresh_server(server_facade, options=[("grpc.max_receive_message_length", 10)])
+    path = register(Behaviour("unary_unary", [("return", b"r")]))
+    out = cached_client("grpcio-sync", srv.target).unary(path, b"q" * 100)
+    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "details 'received message larger than max (100 vs. 10)'")
+    assert out.status == ("RESOURCE_EXHAUSTED", "SERVER: Received message larger than max (100 vs. 10)")
+
+
+def test_server_send_limit(request, fresh_server, server_facade):
+    from .conftest import cached_client
+    srv = fresh_server(server_facade, options=[("grpc.max_send_message_length", 10)])
+    unary = register(Behaviour("unary_unary", [("return", b"x" * 100)]))
+    stream = register(Behaviour("unary_stream", [("yield", b"x" * 100)]))
+    observer = cached_client("grpcio-sync", srv.target)
+    outs = [observer.unary(unary, b"q").status, observer.unary_stream(stream, b"q").status]
+    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "details 'Sent message larger than max (100 vs. 10)'")
+    assert outs == [("RESOURCE_EXHAUSTED", "SERVER: Sent message larger than max (100 vs. 10)")] * 2
