@@ -86,3 +86,9 @@ def fresh_server():
     yield make
     for s in made:
         s.stop()
+
+
+@pytest.fixture(params=[f for f in drivers.FACADES if drivers.is_aio(f)])
+def aio_client(request):
+    """A client of an asyncio facade (for the grpc.aio-only API)."""
+    return cached_client(request.param, running_server("grpcio-sync").target)

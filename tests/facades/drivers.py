@@ -818,14 +818,15 @@ class RunningServer:
 
 def known_gap(request, facades, reason):
     """Mark this test run as a known grpcpy gap when the facade under test
-    (the `client_facade` or `server_facade` parameter) is one of `facades`:
+    (the `client_facade`, `server_facade` or `aio_client` parameter) is one
+    of `facades`:
     a strict xfail, so a fix shows up as XPASS and the mark must go.
     `reason` says in one line what grpcpy does today."""
     if isinstance(facades, str):
         facades = (facades,)
     params = getattr(request.node, "callspec", None)
     params = params.params if params else {}
-    current = params.get("client_facade") or params.get("server_facade")
+    current = params.get("client_facade") or params.get("server_facade") or params.get("aio_client")
     assert all(f in GRPCPY for f in facades), "known gaps are grpcpy's only"
     if current in facades:
         request.applymarker(_xfail(reason))

@@ -1,0 +1,168 @@
+"""The client Call API, per client facade, against grpcio's sync server:
+code / details / metadata accessors, debug_error_string, time_remaining,
+cancel() and what follows it, done callbacks. grpcio's sync client is the
+reference; the facades' own conventions (aio raises asyncio.CancelledError
+where sync raises FutureCancelledError or an RpcError) are asserted per
+facade, as both grpcio facades behave."""
+import asyncio
+import threading
+
+import grpc
+import pytest
+
+from .drivers import HANG, Behaviour, is_aio, known_gap, register
+
+OK_PATH = register(Behaviour("unary_unary", [("send_initial_metadata", (("i", "1"),)),
+                                             ("set_trailing_metadata", (("t", "2"), ("t", "3"))), ("return", b"r")]))
+OK_STREAM = register(Behaviour("unary_stream", [("yield", b"a"), ("yield", b"b")]))
+NOT_FOUND = register(Behaviour("unary_unary", [("abort", "NOT_FOUND", "nope")]))
+# handlers that wait (bounded) for the client to end the call
+WAITS = register(Behaviour("unary_unary", [("wait_done",)]))
+WAITS_STREAM = register(Behaviour("unary_stream", [("yield", b"first"), ("wait_done",)]))
+
+
+def test_code_and_details_of_an_ok_call(client):
+    h = client.start("unary_unary", OK_PATH, b"q")
+    assert h.result() == b"r"
+    assert (h.code(), h.details()) == ("OK", "")
+    assert h.raw_code() is client.top.StatusCode.OK
+
+
+def test_code_and_details_of_a_failed_call(client):
+    h = client.start("unary_unary", NOT_FOUND, b"q")
+    err = h.result()
+    assert (h.code(), h.details()) == ("NOT_FOUND", "nope")
+    assert (err.code().name, err.details()) == ("NOT_FOUND", "nope")
+
+
+def test_metadata_shapes(client, client_facade):
+    h = client.start("unary_unary", OK_PATH, b"q")
+    h.result()
+    initial, trailing = h.initial_metadata(), h.trailing_metadata()
+    if is_aio(client_facade):
+        # grpc.aio.Metadata: a multimap with mapping access
+        assert type(initial) is client.api.Metadata and type(trailing) is client.api.Metadata
+        assert (initial["i"], trailing["t"], trailing.get_all("t")) == ("1", "2", ["2", "3"])
+    else:
+        # a tuple of (key, value) named tuples
+        assert isinstance(initial, tuple) and isinstance(trailing, tuple)
+        assert [(m.key, m.value) for m in trailing] == [("t", "2"), ("t", "3")]
+    assert [tuple(m) for m in initial] == [("i", "1")]
+    assert [tuple(m) for m in trailing] == [("t", "2"), ("t", "3")]
+
+
+def test_debug_error_string_of_a_failed_call(client):
+    h = client.start("unary_unary", NOT_FOUND, b"q")
+    err = h.result()
+    text = err.debug_error_string()
+    assert isinstance(text, str) and "nope" in text
+
+
+def test_debug_error_string_of_an_ok_call(request, client, client_facade):
+    h = client.start("unary_unary", OK_PATH, b"q")
+    h.result()
+    known_gap(request, "grpcpy-sync", "\"grpc_status:0, grpc_message:''\"")
+    assert h.debug_error_string() == ""
+
+
+def test_time_remaining_after_the_call_ended(client):
+    for kind, path in (("unary_unary", OK_PATH), ("unary_stream", OK_STREAM)):
+        h = client.start(kind, path, b"q", timeout=5)
+        assert h.outcome().code == "OK"
+        remaining = h.time_remaining()
+        assert isinstance(remaining, float) and 0 < remaining < 6, (kind, remaining)
+
+
+def test_time_remaining_after_the_deadline(client):
+    h = client.start("unary_unary", WAITS, b"q", timeout=0.1)
+    assert h.outcome().code == "DEADLINE_EXCEEDED"
+    assert h.time_remaining() == 0  # grpcio: the int 0; never negative
+
+
+def test_time_remaining_without_a_deadline(client):
+    h = client.start("unary_unary", OK_PATH, b"q", timeout=None)
+    h.result()
+    assert h.time_remaining() is None
+
+
+# ---- cancel()
+
+def _cancelled_error(client_facade, result):
+    """A cancelled future's result: sync FutureCancelledError, aio
+    asyncio.CancelledError."""
+    if is_aio(client_facade):
+        return isinstance(result, asyncio.CancelledError)
+    return type(result).__name__ == "FutureCancelledError"
+
+
+def test_cancel_a_unary_call(client, client_facade):
+    h = client.start("unary_unary", WAITS, b"q")
+    assert h.cancel() is True
+    assert h.cancelled() is True and h.done() is True
+    assert _cancelled_error(client_facade, h.result()), h.result()
+    assert (h.code(), h.details()) == ("CANCELLED", "Locally cancelled by application!")
+    assert h.cancel() is False  # a second cancel() has nothing to do
+
+
+def test_cancel_after_the_call_ended(client):
+    h = client.start("unary_unary", OK_PATH, b"q")
+    assert h.result() == b"r"
+    assert h.cancel() is False
+    assert h.cancelled() is False
+    assert h.code() == "OK"
+
+
+def test_cancel_a_stream(request, client, client_facade):
+    h = client.start("unary_stream", WAITS_STREAM, b"q")
+    assert h.read() == b"first"
+    assert h.cancel() is True
+    after = h.read()
+    if is_aio(client_facade):
+        assert isinstance(after, asyncio.CancelledError), after
+    else:  # the call itself, an RpcError with code CANCELLED
+        assert isinstance(after, (grpc.RpcError, client.top.RpcError)) and after.code().name == "CANCELLED", after
+    assert (h.code(), h.details()) == ("CANCELLED", "Locally cancelled by application!")
+
+
+def test_cancel_a_request_stream(client, client_facade):
+    path = register(Behaviour("stream_stream", [("read_all",), ("yield", b"never")]))
+    h = client.start("stream_stream", path)
+    h.write(b"1")
+    assert h.cancel() is True
+    assert h.code() == "CANCELLED"
+
+
+# ---- done callbacks
+
+def test_done_callback_runs_when_the_call_ends(client):
+    ran = threading.Event()
+    h = client.start("unary_unary", WAITS, b"q", timeout=5)
+    h.add_done_callback(ran.set)
+    assert not ran.is_set()
+    h.cancel()
+    assert ran.wait(HANG)
+
+
+def test_done_callback_added_after_the_end(client):
+    h = client.start("unary_unary", OK_PATH, b"q")
+    h.result()
+    ran = threading.Event()
+    h.add_done_callback(ran.set)
+    assert ran.wait(HANG)
+
+
+def test_stream_add_callback_after_the_end(client, client_facade):
+    # sync streams: add_callback returns False once the call has ended and
+    # never runs the callback (grpc.Call's documented contract).
+    if is_aio(client_facade):
+        pytest.skip("aio calls have add_done_callback only (see the test above)")
+    h = client.start("unary_stream", OK_STREAM, b"q")
+    assert h.outcome().responses == [b"a", b"b"]
+    ran = []
+    assert h.call.add_callback(lambda: ran.append(1)) is False
+    assert ran == []
+
+
+def test_stream_read_after_the_end(client):
+    h = client.start("unary_stream", OK_STREAM, b"q")
+    assert [h.read(), h.read(), h.read(), h.read()] == [b"a", b"b", None, None]
