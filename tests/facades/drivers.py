@@ -723,6 +723,9 @@ def aio_handler(top, behaviour):
                 if terminal is not None and terminal[0] == "return":
                     return terminal[1]
             return None
+        except asyncio.CancelledError:
+            b.observed["handler_cancelled"] = True  # how an aio server ends a handler
+            raise
         finally:
             b.ended.set()
 
@@ -739,6 +742,9 @@ def aio_handler(top, behaviour):
                     yield terminal[1]
                 elif terminal is not None and terminal[0] == "return":
                     return
+        except asyncio.CancelledError:
+            b.observed["handler_cancelled"] = True
+            raise
         finally:
             b.ended.set()
 
