@@ -71,8 +71,9 @@ class LoopThread:
         self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self.thread.start()
 
-    def run(self, coro, timeout=HANG):
-        """Run `coro` on the loop and wait for its result."""
+    def run(self, coro, timeout=None):
+        """Run `coro` on the loop and wait for its result (HANG seconds at most)."""
+        timeout = HANG if timeout is None else timeout
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout)
@@ -371,7 +372,7 @@ class AioClient:
         return getattr(self.channel, kind)(path, request_serializer=serializer,
                                            response_deserializer=deserializer)
 
-    def run(self, coro_fn, *args, timeout=HANG):
+    def run(self, coro_fn, *args, timeout=None):
         """Run coro_fn(*args) on this facade's loop (for aio-only tests)."""
         return self.lt.run(coro_fn(*args), timeout)
 

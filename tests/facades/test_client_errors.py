@@ -178,3 +178,84 @@ def test_request_iterator_raises(request, client, client_facade, kind):
     assert (out.exc_type, out.status) == expected(
         client_facade, ("RpcError", ("UNKNOWN", "Exception iterating requests!")),
         grpcio_aio=("CancelledError", (None, None)))
+
+
+# ---- more metadata rules
+
+def _seen(b):
+    return tuple(tuple(m) for m in b.observed.get("md", ())[1:])  # without the user-agent
+
+
+def _md_behaviour():
+    return Behaviour("unary_unary", [("observe", "md", lambda c: c.invocation_metadata()), ("return", b"r")])
+
+
+@pytest.mark.parametrize("key,sent", [("content-type", False), ("te", False), ("grpc-foo", True)])
+def test_reserved_metadata_keys(request, client, key, sent):
+    """grpcio drops the HTTP/2 and gRPC headers it sets itself and sends a
+    custom "grpc-" key through; the call succeeds either way."""
+    b = _md_behaviour()
+    out = client.unary(register(b), b"q", metadata=((key, "x"), ("k", "v")))
+    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "INTERNAL \"metadata key '%s' is reserved\"" % key)
+    assert out.status == ("OK", "")
+    assert _seen(b) == (((key, "x"),) if sent else ()) + (("k", "v"),)
+
+
+def test_none_metadata_value_is_sent_empty(request, client):
+    b = _md_behaviour()
+    out = client.unary(register(b), b"q", metadata=(("k", None),))
+    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "the value is sent as 'None'")
+    assert (out.code, _seen(b)) == ("OK", (("k", ""),))
+
+
+def test_int_metadata_value_raises_typeerror(request, client):
+    b = _md_behaviour()
+    out = client.unary(register(b), b"q", metadata=(("k", 5),))
+    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "the value is sent as '5'")
+    assert (out.exc_type, b.requests) == ("TypeError", [])
+
+
+_ISOLATED = """
+import sys
+from tests.facades import drivers
+drivers.HANG = 3
+client = drivers.make_client(sys.argv[1], sys.argv[2])
+out = client.unary(sys.argv[3], b"q", metadata=(("k",),))
+client.close()
+print(out.exc_type)
+"""
+
+
+def test_malformed_metadata_entry_raises_valueerror(request, client, client_facade):
+    """A metadata entry that is not a pair. Run in a child process: grpcpy
+    reads past the end of the 1-tuple today and the process can crash."""
+    import subprocess
+    import sys
+    from .conftest import running_server
+    b = _md_behaviour()
+    path = register(b)
+    child = subprocess.run([sys.executable, "-c", _ISOLATED, client_facade, running_server("grpcio-sync").target,
+                            path], capture_output=True, text=True, timeout=60, cwd=_repo_root())
+    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "undefined: encode_metadata reads item[1] unchecked (seen: "
+              "SIGSEGV, a TypeError, a hung aio call)")
+    assert (child.returncode, child.stdout.strip(), b.requests) == (0, "ValueError", []), child.stderr[-2000:]
+
+
+def _repo_root():
+    import pathlib
+    return str(pathlib.Path(__file__).resolve().parents[2])
+
+
+def test_str_request_without_a_serializer_raises_typeerror(client):
+    b = Behaviour("unary_unary", [("return", b"r")])
+    out = client.unary(register(b), "text")
+    assert (out.exc_type, b.requests) == ("TypeError", [])
+
+
+def test_none_request_without_a_serializer(request, client, client_facade):
+    # grpc.aio sends an empty message; grpcpy: grpcio sync's INTERNAL
+    b = Behaviour("unary_unary", [("return", b"r")])
+    out = client.unary(register(b), None)
+    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "a TypeError escapes from the call")
+    assert (out.exc_type, out.status) == expected(client_facade, ("RpcError", ("INTERNAL", "Exception serializing request!")),
+                                                  grpcio_aio=(None, ("OK", "")))
