@@ -541,6 +541,16 @@ class Behaviour:
       ("observe", key, fn)   fn(context) -> value, stored in observed[key]
                              (the exception class if fn raises)
       ("wait_done",)         wait (bounded) until the call has ended
+      ("try_abort", "CODE", "text")  abort, catch what it raises (stored in
+                             observed["abort_raised"]) and go on
+      ("on_done", key, fn)   register a done callback (sync add_callback,
+                             aio add_done_callback) that appends fn(context)
+                             to observed[key]; the registration's return
+                             value goes to observed[key + "_registered"]
+      ("try_send_initial_metadata", md)  send, catching what it raises (in
+                             observed["send_raised"])
+      ("respond", fn)        fn(requests so far) -> the unary response, or
+                             for a streaming response an iterable of them
       ("yield", message)     a streamed response
       ("return", value)      the unary response (the default return is None)
     kind: the handler's cardinality (one of the multicallable kinds).
@@ -602,7 +612,22 @@ def _sync_step(top, behaviour, context, step):
         ended = threading.Event()
         context.add_callback(ended.set)
         ended.wait(HANG)
-    elif op in ("yield", "return"):
+    elif op == "try_send_initial_metadata":
+        try:
+            context.send_initial_metadata(step[1])
+        except Exception as exc:
+            behaviour.observed["send_raised"] = exc
+    elif op == "try_abort":
+        try:
+            context.abort(_status_code(top, step[1]), step[2])
+        except BaseException as exc:  # noqa: B036 - what abort raises is the observation
+            behaviour.observed["abort_raised"] = exc
+    elif op == "on_done":
+        key, fn = step[1], step[2]
+        behaviour.observed[key] = []
+        behaviour.observed[key + "_registered"] = context.add_callback(
+            lambda: behaviour.observed[key].append(fn(context)))
+    elif op in ("yield", "return", "respond"):
         return step
     else:
         raise AssertionError("unknown step %r" % (op,))
@@ -623,40 +648,47 @@ def sync_handler(top, behaviour):
     """A sync RpcMethodHandler of `top` (grpc / grpcpy) running `behaviour`."""
     b = behaviour
 
-    def take_requests(request_or_iterator):
+    def steps(request_or_iterator, context):
+        """Run the steps; yields the terminal ones ("yield"/"return" as
+        (op, value)). `mine` holds this call's requests (b.requests all)."""
+        mine = []
         if b.kind.startswith("unary"):
+            mine.append(request_or_iterator)
             b.requests.append(request_or_iterator)
-            return []
-        return [("read_all_from", request_or_iterator)]
+        for step in b.steps:
+            if step[0] == "read_all":
+                for r in request_or_iterator:
+                    mine.append(r)
+                    b.requests.append(r)
+                continue
+            terminal = _sync_step(top, b, context, step)
+            if terminal is None:
+                continue
+            if terminal[0] == "respond":
+                value = terminal[1](list(mine))
+                if b.kind.endswith("unary"):
+                    yield ("return", value)
+                else:
+                    for message in value:
+                        yield ("yield", message)
+            else:
+                yield terminal
 
     def run_unary_response(request_or_iterator, context):
         try:
-            pending = take_requests(request_or_iterator)
-            for step in b.steps:
-                if step[0] == "read_all":
-                    for r in pending[0][1]:
-                        b.requests.append(r)
-                    continue
-                terminal = _sync_step(top, b, context, step)
-                if terminal is not None and terminal[0] == "return":
-                    return terminal[1]
+            for op, value in steps(request_or_iterator, context):
+                if op == "return":
+                    return value
             return None
         finally:
             b.ended.set()
 
     def run_stream_response(request_or_iterator, context):
         try:
-            pending = take_requests(request_or_iterator)
-            for step in b.steps:
-                if step[0] == "read_all":
-                    for r in pending[0][1]:
-                        b.requests.append(r)
-                    continue
-                terminal = _sync_step(top, b, context, step)
-                if terminal is not None and terminal[0] == "yield":
-                    yield terminal[1]
-                elif terminal is not None and terminal[0] == "return":
+            for op, value in steps(request_or_iterator, context):
+                if op == "return":
                     return
+                yield value
         finally:
             b.ended.set()
 
@@ -697,7 +729,22 @@ async def _aio_step(top, behaviour, context, step):
             await asyncio.wait_for(ended.wait(), HANG)
         except asyncio.TimeoutError:
             pass
-    elif op in ("yield", "return"):
+    elif op == "try_send_initial_metadata":
+        try:
+            await context.send_initial_metadata(step[1])
+        except Exception as exc:
+            behaviour.observed["send_raised"] = exc
+    elif op == "try_abort":
+        try:
+            await context.abort(_status_code(top, step[1]), step[2])
+        except BaseException as exc:  # noqa: B036
+            behaviour.observed["abort_raised"] = exc
+    elif op == "on_done":
+        key, fn = step[1], step[2]
+        behaviour.observed[key] = []
+        behaviour.observed[key + "_registered"] = context.add_done_callback(
+            lambda ctx: behaviour.observed[key].append(fn(ctx)))
+    elif op in ("yield", "return", "respond"):
         return step
     else:
         raise AssertionError("unknown step %r" % (op,))
@@ -708,21 +755,35 @@ def aio_handler(top, behaviour):
     """An async RpcMethodHandler of `top` running `behaviour`."""
     b = behaviour
 
-    async def read_all(request_iterator):
-        async for r in request_iterator:
-            b.requests.append(r)
+    async def steps(request_or_iterator, context):
+        mine = []
+        if b.kind.startswith("unary"):
+            mine.append(request_or_iterator)
+            b.requests.append(request_or_iterator)
+        for step in b.steps:
+            if step[0] == "read_all":
+                async for r in request_or_iterator:
+                    mine.append(r)
+                    b.requests.append(r)
+                continue
+            terminal = await _aio_step(top, b, context, step)
+            if terminal is None:
+                continue
+            if terminal[0] == "respond":
+                value = terminal[1](list(mine))
+                if b.kind.endswith("unary"):
+                    yield ("return", value)
+                else:
+                    for message in value:
+                        yield ("yield", message)
+            else:
+                yield terminal
 
     async def run_unary_response(request_or_iterator, context):
         try:
-            if b.kind.startswith("unary"):
-                b.requests.append(request_or_iterator)
-            for step in b.steps:
-                if step[0] == "read_all":
-                    await read_all(request_or_iterator)
-                    continue
-                terminal = await _aio_step(top, b, context, step)
-                if terminal is not None and terminal[0] == "return":
-                    return terminal[1]
+            async for op, value in steps(request_or_iterator, context):
+                if op == "return":
+                    return value
             return None
         except asyncio.CancelledError:
             b.observed["handler_cancelled"] = True  # how an aio server ends a handler
@@ -732,17 +793,10 @@ def aio_handler(top, behaviour):
 
     async def run_stream_response(request_or_iterator, context):
         try:
-            if b.kind.startswith("unary"):
-                b.requests.append(request_or_iterator)
-            for step in b.steps:
-                if step[0] == "read_all":
-                    await read_all(request_or_iterator)
-                    continue
-                terminal = await _aio_step(top, b, context, step)
-                if terminal is not None and terminal[0] == "yield":
-                    yield terminal[1]
-                elif terminal is not None and terminal[0] == "return":
+            async for op, value in steps(request_or_iterator, context):
+                if op == "return":
                     return
+                yield value
         except asyncio.CancelledError:
             b.observed["handler_cancelled"] = True
             raise

@@ -108,7 +108,7 @@ def test_set_details_with_bytes(request, server, observer, server_facade):
     # grpcio sync accepts bytes and sends them decoded; grpc.aio raises
     # TypeError in the handler. grpcpy: grpcio sync's.
     b = Behaviour("unary_unary", [("set_code", "NOT_FOUND"), ("set_details", b"bytes"), ("return", b"r")])
-    out = observer.unary(register(b), b"q", timeout=1)
+    out = observer.unary(register(b), b"q", timeout=0.5)
     known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "the call hangs until the client's deadline")
     assert out.status == expected(server_facade, ("NOT_FOUND", "bytes"), grpcio_aio=(
         "NOT_FOUND", "Unexpected <class 'TypeError'>: Argument 'details' has incorrect type (expected str, got bytes)"))

@@ -4,7 +4,7 @@ grpc.aio's server disagrees its own value is asserted beside it and grpcpy
 keeps one behaviour for both of its facades (said in each test)."""
 from .drivers import Behaviour, expected, known_gap, register
 
-SHORT = 1.0  # deadline for calls that grpcpy today leaves hanging
+SHORT = 0.5  # deadline for calls that grpcpy today leaves hanging
 
 
 def test_invalid_trailing_metadata_key_ends_internal(request, server, observer, server_facade):
@@ -188,7 +188,7 @@ def test_no_request_to_a_unary_request_method(request, server, observer, server_
     for kind, call in (("unary_unary", observer.stream_unary), ("unary_stream", observer.stream_stream)):
         b = Behaviour(kind, [("return", b"r")] if kind == "unary_unary" else [("yield", b"r")])
         path = register(b)
-        out = call(path, [], timeout=1)
+        out = call(path, [], timeout=0.5)
         assert b.requests == []
         if server_facade == "grpcio-aio":
             assert out.code == "DEADLINE_EXCEEDED"
