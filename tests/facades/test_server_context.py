@@ -141,10 +141,12 @@ def test_done_callback_runs_once_after_the_call(server, observer, server_facade)
 def test_context_after_the_call(request, server, observer, server_facade):
     """A context kept past the call: not active any more; a sync callback
     added then is refused (add_callback returns False) and never runs."""
-    b = Behaviour("unary_unary", [("observe", "ctx", lambda c: c), ("return", b"r")])
+    b = Behaviour("unary_unary", [("observe", "ctx", lambda c: c), ("on_done", "cb", lambda c: True),
+                                  ("return", b"r")])
     observer.unary(register(b), b"q")
     ctx = b.observed["ctx"]
     assert b.ended.wait(HANG)
+    assert _wait_for(lambda: b.observed["cb"])  # the call's callbacks have run: it is over
     if is_aio(server_facade):
         # the done flag can trail the client's view of the status by a loop turn
         lt = loop_for(server_facade)
@@ -152,7 +154,7 @@ def test_context_after_the_call(request, server, observer, server_facade):
         assert lt.call(lambda: (ctx.done(), ctx.cancelled())) == (True, False)
         return
     fired = []
-    assert _wait_for(lambda: not ctx.is_active())
+    assert ctx.is_active() is False
     assert ctx.add_callback(lambda: fired.append(1)) is False
     assert fired == []
 
@@ -175,9 +177,15 @@ def _wait_for(predicate):
     return False
 
 
-def test_is_active_in_the_handler(server, observer, server_facade):
-    if server_facade == "grpcio-aio":
-        return  # grpc.aio's context has no is_active(); grpcpy.aio's does
+def test_active_in_the_handler(server, observer, server_facade):
+    """sync: is_active(); aio: done() and cancelled() (grpc.aio's context
+    has no is_active(); grpcpy.aio's has both)."""
+    if is_aio(server_facade):
+        b = Behaviour("unary_unary", [("observe", "state", lambda c: (c.done(), c.cancelled())), ("return", b"r")])
+        observer.unary(register(b), b"q")
+        assert b.observed["state"] == (False, False)
+        if server_facade == "grpcio-aio":
+            return
     b = Behaviour("unary_unary", [("observe", "active", lambda c: c.is_active()), ("return", b"r")])
     observer.unary(register(b), b"q")
     assert b.observed["active"] is True

@@ -2,7 +2,7 @@
 seen by a grpcio sync client. grpcio's sync server is the reference; where
 grpc.aio's server disagrees its own value is asserted beside it and grpcpy
 keeps one behaviour for both of its facades (said in each test)."""
-from .drivers import Behaviour, expected, known_gap, register
+from .drivers import HANG, Behaviour, expected, known_gap, loop_for, register
 
 SHORT = 0.5  # deadline for calls that grpcpy today leaves hanging
 
@@ -127,6 +127,10 @@ def test_details_without_code_on_an_ok_call(server, observer):
     path = register(Behaviour("unary_unary", [("set_details", "dd"), ("return", b"r")]))
     out = observer.unary(path, b"q")
     assert (out.response, out.status) == (b"r", ("OK", ""))
+    # grpcio's client drops the message of an OK status; on the wire it is there
+    _, frames, trailers = _raw_call(server.port, path, [b"q"])
+    assert frames == [(0, b"r")]
+    assert (trailers["grpc-status"], trailers["grpc-message"]) == ("0", "dd")
 
 
 def test_set_code_not_found_then_return_a_message(server, observer):
@@ -145,8 +149,11 @@ def test_set_code_not_found_then_yield_on_unary_stream(server, observer):
 def test_servicer_context_cancel(request, server, observer, server_facade):
     # grpcio sync ends the call with CANCELLED trailers; grpc.aio has no
     # context.cancel(). grpcpy: grpcio sync's behaviour under both facades.
-    path = register(Behaviour("unary_unary", [("cancel",), ("return", b"r")]))
-    out = observer.unary(path, b"q")
+    b = Behaviour("unary_unary", [("on_done", "cb", lambda c: True), ("cancel",), ("return", b"r")])
+    out = observer.unary(register(b), b"q")
+    assert b.ended.wait(HANG)
+    if server_facade != "grpcio-aio":  # the done callback runs once
+        assert _wait_for(lambda: b.observed["cb"]) and b.observed["cb"] == [True]
     known_gap(request, "grpcpy-aio", "RST_STREAM: CANCELLED 'Stream removed (RST_STREAM ...)'")
     assert out.status == expected(
         server_facade, ("CANCELLED", "CANCELLED"),
@@ -235,3 +242,18 @@ def test_server_send_limit(request, fresh_server, server_facade):
     outs = [observer.unary(unary, b"q").status, observer.unary_stream(stream, b"q").status]
     known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "details 'Sent message larger than max (100 vs. 10)'")
     assert outs == [("RESOURCE_EXHAUSTED", "SERVER: Sent message larger than max (100 vs. 10)")] * 2
+
+
+def _raw_call(port, path, messages):
+    """One call over a bare HTTP/2 connection (the h2 package): the wire."""
+    from tests.aio.harness import raw_h2_call
+    return loop_for("raw-h2").run(raw_h2_call(port, path, messages))
+
+
+def _wait_for(predicate):
+    import time
+    for _ in range(2000):
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return False
