@@ -166,3 +166,54 @@ def test_stream_add_callback_after_the_end(client, client_facade):
 def test_stream_read_after_the_end(client):
     h = client.start("unary_stream", OK_STREAM, b"q")
     assert [h.read(), h.read(), h.read(), h.read()] == [b"a", b"b", None, None]
+
+
+def test_call_state_while_running(client):
+    h = client.start("unary_unary", WAITS, b"q", timeout=5)
+    remaining = h.time_remaining()
+    assert 4 < remaining <= 5
+    assert (h.done(), h.cancelled()) == (False, False)
+    assert h.cancel() is True
+    assert (h.done(), h.cancelled()) == (True, True)
+
+
+def test_done_callback_gets_the_call(client, client_facade):
+    """The callback's argument: the future (sync) or the call (aio) itself,
+    at the end and when added after it."""
+    h = client.start("unary_unary", OK_PATH, b"q")
+    seen = []
+    register_cb = (lambda fn: h.client.lt.call(h.call.add_done_callback, fn)) if is_aio(client_facade) \
+        else h.call.add_done_callback
+    register_cb(seen.append)
+    assert h.result() == b"r"
+    assert _wait(lambda: seen) and seen == [h.call]
+    late = []
+    register_cb(late.append)
+    assert _wait(lambda: late) and late == [h.call]
+
+
+def test_error_is_the_facades_rpc_error(request, client, client_facade):
+    h = client.start("unary_unary", NOT_FOUND, b"q")
+    err = h.result()
+    assert isinstance(err, client.top.RpcError) and isinstance(err, Exception)
+    assert "StatusCode.NOT_FOUND" in str(err) and "nope" in str(err)
+    if is_aio(client_facade):
+        assert isinstance(err, client.api.AioRpcError)
+        return
+    assert isinstance(err, client.top.Call)
+    known_gap(request, "grpcpy-sync", "future.result() raises a separate _InactiveRpcError, not the future")
+    assert err is h.call  # grpcio: the future raises itself
+
+
+def test_unknown_method(client):
+    assert client.unary("/t.S/NoSuchMethod", b"q").status == ("UNIMPLEMENTED", "Method not found!")
+    assert client.unary_stream("/t.S/NoSuchMethod", b"q").status == ("UNIMPLEMENTED", "Method not found!")
+
+
+def _wait(predicate):
+    import time
+    for _ in range(2000):
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return False
