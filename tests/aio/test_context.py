@@ -1,13 +1,13 @@
 """grpc.aio.ServicerContext as grpcio's server gives it to a handler: the
 parts the facade suite (tests/facades) does not cover, peer strings of every
-address family, the concurrent-RPC limit and compression on the wire."""
+address family and compression on the wire."""
 import os
 import uuid
 
 import grpc
 import pytest
 
-from .harness import HAS_IPV6, raw_h2_call, run, serving, until
+from .harness import HAS_IPV6, raw_h2_call, run, serving
 
 
 @pytest.mark.parametrize("family", ["ipv4", "ipv6", "unix"])
@@ -42,33 +42,6 @@ def test_peer_format(impl, family):
     else:
         assert peer == "unix:"     # the client's socket has no name
 
-
-def test_maximum_concurrent_rpcs(impl):
-    release = []
-    entered = []
-
-    async def blocking(request, context):
-        entered.append(True)
-        await until(lambda: release, timeout=10)
-        return b"first"
-
-    async def scenario():
-        async with serving(impl, {"B": ("uu", blocking)}, maximum_concurrent_rpcs=1) as s:
-            first = s.call("uu", "B")(b"", timeout=10)
-            await until(lambda: entered)
-            with pytest.raises(grpc.RpcError) as info:
-                await s.call("uu", "B")(b"", timeout=5)
-            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert info.value.details() == "Concurrent RPC limit exceeded!"
-            release.append(True)
-            assert await first == b"first"
-            release.clear()
-            release.append(True)   # the slot is free again
-            assert await s.call("uu", "B")(b"", timeout=5) == b"first"
-    run(scenario())
-
-
-# -- compression (seen on the wire through a bare HTTP/2 client) -------------------
 
 def _compression_table(impl):
     async def unary(request, context):

@@ -168,10 +168,14 @@ _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 class SyncClient:
     """A grpc / grpcpy sync channel."""
 
-    def __init__(self, facade, target, options=None, compression=None):
+    def __init__(self, facade, target, options=None, compression=None, credentials=None):
         self.facade = facade
         self.api, self.top = facade_modules(facade)
-        self.channel = self.api.insecure_channel(target, options=options, compression=compression)
+        if credentials is not None:  # credentials(top) -> channel credentials
+            self.channel = self.api.secure_channel(target, credentials(self.top), options=options,
+                                                   compression=compression)
+        else:
+            self.channel = self.api.insecure_channel(target, options=options, compression=compression)
 
     def close(self):
         self.channel.close()
@@ -355,12 +359,16 @@ class SyncHandle:
 class AioClient:
     """A grpc.aio / grpcpy.aio channel living on the facade's loop thread."""
 
-    def __init__(self, facade, target, options=None, compression=None):
+    def __init__(self, facade, target, options=None, compression=None, credentials=None):
         self.facade = facade
         self.api, self.top = facade_modules(facade)
         self.lt = loop_for(facade)
-        self.channel = self.lt.call(lambda: self.api.insecure_channel(target, options=options,
-                                                                      compression=compression))
+        if credentials is not None:
+            self.channel = self.lt.call(lambda: self.api.secure_channel(target, credentials(self.top), options=options,
+                                                                        compression=compression))
+        else:
+            self.channel = self.lt.call(lambda: self.api.insecure_channel(target, options=options,
+                                                                          compression=compression))
 
     def close(self):
         self.lt.run(self.channel.close())
@@ -541,6 +549,7 @@ class Behaviour:
       ("observe", key, fn)   fn(context) -> value, stored in observed[key]
                              (the exception class if fn raises)
       ("wait_done",)         wait (bounded) until the call has ended
+      ("wait_event", event)  wait (bounded) until the threading.Event is set
       ("try_abort", "CODE", "text")  abort, catch what it raises (stored in
                              observed["abort_raised"]) and go on
       ("on_done", key, fn)   register a done callback (sync add_callback,
@@ -612,6 +621,8 @@ def _sync_step(top, behaviour, context, step):
         ended = threading.Event()
         context.add_callback(ended.set)
         ended.wait(HANG)
+    elif op == "wait_event":
+        step[1].wait(HANG)
     elif op == "try_send_initial_metadata":
         try:
             context.send_initial_metadata(step[1])
@@ -729,6 +740,11 @@ async def _aio_step(top, behaviour, context, step):
             await asyncio.wait_for(ended.wait(), HANG)
         except asyncio.TimeoutError:
             pass
+    elif op == "wait_event":
+        for _ in range(int(HANG / 0.005)):
+            if step[1].is_set():
+                break
+            await asyncio.sleep(0.005)
     elif op == "try_send_initial_metadata":
         try:
             await context.send_initial_metadata(step[1])
@@ -842,28 +858,35 @@ class _Generic:
 class RunningServer:
     """A started server of one facade on 127.0.0.1, serving the registry."""
 
-    def __init__(self, facade, options=None):
+    def __init__(self, facade, options=None, credentials=None, **server_kw):
+        """credentials(top) -> server credentials for a TLS port; server_kw
+        (e.g. maximum_concurrent_rpcs) go to the server factory."""
         self.facade = facade
         self.api, self.top = facade_modules(facade)
         # grpc / grpcpy check the generic handler by class: make one of theirs
         base = self.top.GenericRpcHandler
         make = aio_handler if is_aio(facade) else sync_handler
         generic = type("Registry", (_Generic, base), {})(self.top, make)
+
+        def add_port(server):
+            if credentials is None:
+                return server.add_insecure_port("127.0.0.1:0")
+            return server.add_secure_port("127.0.0.1:0", credentials(self.top))
         if is_aio(facade):
             self.lt = loop_for(facade)
 
             async def start():
-                server = self.api.server(options=options)
+                server = self.api.server(options=options, **server_kw)
                 server.add_generic_rpc_handlers((generic,))
-                port = server.add_insecure_port("127.0.0.1:0")
+                port = add_port(server)
                 await server.start()
                 return server, port
             self.server, self.port = self.lt.run(start())
         else:
             self.pool = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="srv-" + facade)
-            self.server = self.api.server(self.pool, options=options)
+            self.server = self.api.server(self.pool, options=options, **server_kw)
             self.server.add_generic_rpc_handlers((generic,))
-            self.port = self.server.add_insecure_port("127.0.0.1:0")
+            self.port = add_port(self.server)
             self.server.start()
         self.target = "127.0.0.1:%d" % self.port
 

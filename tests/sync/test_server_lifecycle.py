@@ -1,5 +1,6 @@
-"""Server capacity and life cycle: maximum_concurrent_rpcs, a saturated
-worker pool, stop(grace), wait_for_termination, start twice. The server is
+"""Server capacity and life cycle: a saturated worker pool, stop(grace),
+wait_for_termination, start twice (maximum_concurrent_rpcs is in
+tests/facades/test_admission.py, under every server facade). The server is
 the implementation under test, the client grpcio."""
 import concurrent.futures
 import logging
@@ -11,21 +12,6 @@ import pytest
 import grpcpy
 
 from .conftest import path, standard_handlers
-
-
-def test_maximum_concurrent_rpcs(impl, serve, release, channels):
-    running = serve(impl, standard_handlers(impl, release), maximum_concurrent_rpcs=2)
-    channel = channels(grpc, running.target)
-    unary = channel.unary_unary(path("Unary"))
-    held = [unary.future(b"block", timeout=10) for _ in range(2)]
-    release.wait_entered(2)
-    with pytest.raises(grpc.RpcError) as info:
-        unary(b"one too many", timeout=5)
-    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert info.value.details() == "Concurrent RPC limit exceeded!"
-    release.set()
-    assert [f.result(timeout=5) for f in held] == [b"block", b"block"]
-    assert unary(b"room again", timeout=5) == b"room again"
 
 
 def test_busy_pool_queues_calls(impl, serve, release, channels, caplog):

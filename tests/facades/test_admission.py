@@ -1,0 +1,79 @@
+"""Rules each facade applied on its own: server admission (the concurrent
+RPC limit) and the call-credentials plugin bounded by the call's deadline.
+grpcio is the reference for both."""
+import threading
+
+import grpc
+import pytest
+
+from .drivers import HANG, Behaviour, known_gap, make_client, register
+
+
+def test_maximum_concurrent_rpcs(fresh_server, server_facade):
+    from .conftest import cached_client
+    srv = fresh_server(server_facade, maximum_concurrent_rpcs=1)
+    release = threading.Event()
+    b = Behaviour("unary_unary", [("observe", "entered", lambda c: True), ("wait_event", release), ("return", b"first")])
+    path = register(b)
+    observer = cached_client("grpcio-sync", srv.target)
+    try:
+        held = observer.start("unary_unary", path, b"q")
+        assert _wait_for(lambda: "entered" in b.observed)
+        refused = observer.unary(path, b"q")
+        assert refused.status == ("RESOURCE_EXHAUSTED", "Concurrent RPC limit exceeded!")
+    finally:
+        release.set()
+    assert held.result() == b"first"
+    assert observer.unary(path, b"q").response == b"first"  # the slot is free again
+
+
+class BlockingPlugin(grpc.AuthMetadataPlugin):
+    """Gives its metadata only once released (or after 1.5 s, so that a
+    client that waits for it is not stuck long)."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.returned = threading.Event()
+
+    def __call__(self, context, callback):
+        self.release.wait(1.5)
+        callback((("x-plugin", "late"),), None)
+        self.returned.set()
+
+
+@pytest.fixture(scope="module")
+def tls_target():
+    from tests.security.certs import material
+
+    from .drivers import RunningServer
+    srv = RunningServer("grpcio-sync", credentials=lambda top: top.ssl_server_credentials([material()["server"]]))
+    yield "localhost:%d" % srv.port
+    srv.stop()
+
+
+def test_call_credentials_plugin_is_bounded_by_the_deadline(request, tls_target, client_facade):
+    """A plugin that does not answer: the call ends DEADLINE_EXCEEDED at its
+    deadline, while the plugin is still busy (grpcio, both facades)."""
+    from tests.security.certs import material
+    client = make_client(client_facade, tls_target,
+                         credentials=lambda top: top.ssl_channel_credentials(material()["ca"]))
+    plugin = BlockingPlugin()
+    path = register(Behaviour("unary_unary", [("return", b"r")]))
+    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "the call waits for the plugin, past its deadline")
+    try:
+        out = client.unary(path, b"q", timeout=0.5, credentials=client.top.metadata_call_credentials(plugin))
+        ended_first = not plugin.returned.is_set()
+    finally:
+        plugin.release.set()
+        client.close()
+    assert out.code == "DEADLINE_EXCEEDED"
+    assert ended_first, "the call ended only after the plugin returned"
+
+
+def _wait_for(predicate):
+    import time
+    for _ in range(2000):
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return False
