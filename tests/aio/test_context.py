@@ -4,7 +4,6 @@ address family and compression on the wire."""
 import os
 import uuid
 
-import grpc
 import pytest
 
 from .harness import HAS_IPV6, raw_h2_call, run, serving

@@ -6,7 +6,7 @@ import threading
 import grpc
 import pytest
 
-from .drivers import HANG, Behaviour, known_gap, make_client, register
+from .drivers import Behaviour, known_gap, make_client, register
 
 
 def test_maximum_concurrent_rpcs(fresh_server, server_facade):
