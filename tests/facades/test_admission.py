@@ -6,7 +6,7 @@ import threading
 import grpc
 import pytest
 
-from .drivers import Behaviour, known_gap, make_client, register
+from .drivers import HANG, Behaviour, known_gap, make_client, register
 
 
 def test_maximum_concurrent_rpcs(fresh_server, server_facade):
@@ -77,3 +77,35 @@ def _wait_for(predicate):
             return True
         time.sleep(0.005)
     return False
+
+
+def test_stop_with_grace(fresh_server, fresh_client, server_facade):
+    """stop(grace): a call in flight completes; a new call, on the same
+    connection or a new one, is refused (UNAVAILABLE)."""
+    import asyncio
+
+    from .conftest import cached_client
+    from .drivers import is_aio
+    srv = fresh_server(server_facade)
+    release = threading.Event()
+    b = Behaviour("unary_unary", [("observe", "entered", lambda c: True), ("wait_event", release), ("return", b"first")])
+    path = register(b)
+    observer = cached_client("grpcio-sync", srv.target)
+    held = observer.start("unary_unary", path, b"q")
+    assert _wait_for(lambda: "entered" in b.observed)
+    try:
+        if is_aio(server_facade):
+            stopping = asyncio.run_coroutine_threadsafe(srv.server.stop(5), srv.lt.loop)
+            srv.lt.call(lambda: None)  # the stop has begun
+        else:
+            stopping = srv.server.stop(5)
+        refused = [observer.unary(path, b"q", timeout=2),
+                   fresh_client("grpcio-sync", srv.target).unary(path, b"q", timeout=2)]
+    finally:
+        release.set()
+    assert held.result() == b"first"
+    assert [o.code for o in refused] == ["UNAVAILABLE", "UNAVAILABLE"], refused
+    if is_aio(server_facade):
+        stopping.result(HANG)
+    else:
+        assert stopping.wait(HANG)
