@@ -91,19 +91,6 @@ def test_disable_next_message_compression(server, observer):
     assert (b.observed["r"], out.responses, out.code) == (None, [b"a" * 100, b"b" * 100], "OK")
 
 
-def test_send_initial_metadata_twice(request, server, observer, server_facade):
-    b = Behaviour("unary_unary", [("send_initial_metadata", (("a", "1"),)),
-                                  ("send_initial_metadata", (("b", "1"),)), ("return", b"r")])
-    out = observer.unary(register(b), b"q")
-    assert out.initial_metadata == (("a", "1"),)
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "its own exception text ('initial metadata was already sent' / "
-              "grpc.aio's UsageError text)")
-    assert out.status == expected(
-        server_facade, ("UNKNOWN", "Exception calling application: Initial metadata no longer allowed!"),
-        grpcio_aio=("UNKNOWN", "Unexpected <class 'grpc._cython.cygrpc.UsageError'>: "
-                    "Send initial metadata failed: already sent"))
-
-
 def test_set_details_with_bytes(request, server, observer, server_facade):
     # grpcio sync accepts bytes and sends them decoded; grpc.aio raises
     # TypeError in the handler. grpcpy: grpcio sync's.
