@@ -1,16 +1,17 @@
 """Rules each facade applied on its own: server admission (the concurrent
 RPC limit) and the call-credentials plugin bounded by the call's deadline.
 grpcio is the reference for both."""
+import asyncio
 import threading
 
 import grpc
 import pytest
 
-from .drivers import HANG, Behaviour, known_gap, make_client, register
+from .conftest import cached_client
+from .drivers import HANG, Behaviour, is_aio, known_gap, make_client, register
 
 
 def test_maximum_concurrent_rpcs(fresh_server, server_facade):
-    from .conftest import cached_client
     srv = fresh_server(server_facade, maximum_concurrent_rpcs=1)
     release = threading.Event()
     b = Behaviour("unary_unary", [("observe", "entered", lambda c: True), ("wait_event", release), ("return", b"first")])
@@ -82,10 +83,6 @@ def _wait_for(predicate):
 def test_stop_with_grace(fresh_server, fresh_client, server_facade):
     """stop(grace): a call in flight completes; a new call, on the same
     connection or a new one, is refused (UNAVAILABLE)."""
-    import asyncio
-
-    from .conftest import cached_client
-    from .drivers import is_aio
     srv = fresh_server(server_facade)
     release = threading.Event()
     b = Behaviour("unary_unary", [("observe", "entered", lambda c: True), ("wait_event", release), ("return", b"first")])
@@ -116,10 +113,6 @@ def test_stop_cuts_off_calls_in_flight(request, fresh_server, server_facade, gra
     """Calls still running when the grace ends (or at once, without grace):
     UNAVAILABLE "Cancelling all calls" for unary and streaming calls; the
     handler's done callback runs; new calls find nobody listening."""
-    import asyncio
-
-    from .conftest import cached_client
-    from .drivers import is_aio
     srv = fresh_server(server_facade)
     release = threading.Event()
     unary = Behaviour("unary_unary", [("on_done", "cb", lambda c: True), ("observe", "entered", lambda c: True),
