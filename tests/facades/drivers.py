@@ -26,6 +26,7 @@ import concurrent.futures
 import itertools
 import queue
 import threading
+import time
 
 import grpc
 import grpc.aio
@@ -917,8 +918,26 @@ def known_gap(request, facades, reason):
 
 
 def _xfail(reason):
-    import pytest
+    import pytest  # drivers.py is also imported by child processes, without pytest's plugins
     return pytest.mark.xfail(strict=True, reason=reason)
+
+
+def wait_for(predicate, timeout=HANG):
+    """Poll `predicate` until it holds (True) or `timeout` passes (False):
+    for state another thread or loop sets after the call's status."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def raw_call(port, path, messages):
+    """One call over a bare HTTP/2 connection (the h2 package), to see the
+    wire: (response headers, [(compressed flag, payload)], trailers)."""
+    from tests.aio.harness import raw_h2_call
+    return loop_for("raw-h2").run(raw_h2_call(port, path, messages))
 
 
 def expected(facade, value, grpcio_aio=None):

@@ -7,8 +7,10 @@ import threading
 import grpc
 import pytest
 
+from tests.security.certs import material
+
 from .conftest import cached_client
-from .drivers import HANG, Behaviour, is_aio, known_gap, make_client, register
+from .drivers import HANG, Behaviour, RunningServer, is_aio, known_gap, make_client, register, wait_for
 
 
 def test_maximum_concurrent_rpcs(fresh_server, server_facade):
@@ -19,7 +21,7 @@ def test_maximum_concurrent_rpcs(fresh_server, server_facade):
     observer = cached_client("grpcio-sync", srv.target)
     try:
         held = observer.start("unary_unary", path, b"q")
-        assert _wait_for(lambda: "entered" in b.observed)
+        assert wait_for(lambda: "entered" in b.observed)
         refused = observer.unary(path, b"q")
         assert refused.status == ("RESOURCE_EXHAUSTED", "Concurrent RPC limit exceeded!")
     finally:
@@ -44,9 +46,6 @@ class BlockingPlugin(grpc.AuthMetadataPlugin):
 
 @pytest.fixture(scope="module")
 def tls_target():
-    from tests.security.certs import material
-
-    from .drivers import RunningServer
     srv = RunningServer("grpcio-sync", credentials=lambda top: top.ssl_server_credentials([material()["server"]]))
     yield "localhost:%d" % srv.port
     srv.stop()
@@ -55,7 +54,6 @@ def tls_target():
 def test_call_credentials_plugin_is_bounded_by_the_deadline(request, tls_target, client_facade):
     """A plugin that does not answer: the call ends DEADLINE_EXCEEDED at its
     deadline, while the plugin is still busy (grpcio, both facades)."""
-    from tests.security.certs import material
     client = make_client(client_facade, tls_target,
                          credentials=lambda top: top.ssl_channel_credentials(material()["ca"]))
     plugin = BlockingPlugin()
@@ -71,15 +69,6 @@ def test_call_credentials_plugin_is_bounded_by_the_deadline(request, tls_target,
     assert ended_first, "the call ended only after the plugin returned"
 
 
-def _wait_for(predicate):
-    import time
-    for _ in range(2000):
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return False
-
-
 def test_stop_with_grace(fresh_server, fresh_client, server_facade):
     """stop(grace): a call in flight completes; a new call, on the same
     connection or a new one, is refused (UNAVAILABLE)."""
@@ -89,7 +78,7 @@ def test_stop_with_grace(fresh_server, fresh_client, server_facade):
     path = register(b)
     observer = cached_client("grpcio-sync", srv.target)
     held = observer.start("unary_unary", path, b"q")
-    assert _wait_for(lambda: "entered" in b.observed)
+    assert wait_for(lambda: "entered" in b.observed)
     try:
         if is_aio(server_facade):
             stopping = asyncio.run_coroutine_threadsafe(srv.server.stop(5), srv.lt.loop)
@@ -124,7 +113,7 @@ def test_stop_cuts_off_calls_in_flight(request, fresh_server, server_facade, gra
         held = observer.start("unary_unary", register(unary), b"q", timeout=5)
         held_stream = observer.start("unary_stream", register(stream), b"q", timeout=5)
         assert held_stream.read() == b"first"
-        assert _wait_for(lambda: "entered" in unary.observed and "entered" in stream.observed)
+        assert wait_for(lambda: "entered" in unary.observed and "entered" in stream.observed)
         if is_aio(server_facade):
             srv.lt.run(srv.server.stop(grace))
         else:
@@ -133,7 +122,7 @@ def test_stop_cuts_off_calls_in_flight(request, fresh_server, server_facade, gra
     finally:
         release.set()
     assert [o.code for o in outcomes] == ["UNAVAILABLE", "UNAVAILABLE"], outcomes
-    assert _wait_for(lambda: unary.observed["cb"])
+    assert wait_for(lambda: unary.observed["cb"])
     assert observer.unary(register(Behaviour("unary_unary", [("return", b"r")])), b"q", timeout=2).code == "UNAVAILABLE"
     known_gap(request, "grpcpy-aio", "the connection is closed without the calls' status: 'Stream removed (... "
               "GOAWAY received ...)'")

@@ -1,7 +1,7 @@
 """How calls end other than by the handler's status: deadlines, an
 unreachable server, a client cancelling. Client facades against grpcio's
 sync server, and server facades watched by grpcio's sync client."""
-from .drivers import HANG, Behaviour, is_aio, known_gap, make_client, register
+from .drivers import HANG, Behaviour, is_aio, known_gap, make_client, register, wait_for
 
 WAITS = register(Behaviour("unary_unary", [("wait_done",)]))
 WAITS_STREAM = register(Behaviour("unary_stream", [("yield", b"a"), ("wait_done",)]))
@@ -47,7 +47,7 @@ def test_client_cancel_seen_by_the_handler(server, observer, server_facade):
     b = Behaviour("unary_unary", [("observe", "started", lambda c: True), ("wait_done",),
                                   ("observe", "after", _after(server_facade)), ("return", b"r")])
     h = observer.start("unary_unary", register(b), b"q", timeout=5)
-    assert _wait_for(lambda: "started" in b.observed)
+    assert wait_for(lambda: "started" in b.observed)
     assert h.cancel() is True
     assert b.ended.wait(HANG)
     if is_aio(server_facade):
@@ -66,12 +66,3 @@ def test_deadline_seen_by_the_handler(server, observer, server_facade):
         assert (b.observed.get("handler_cancelled"), "after" in b.observed) == (True, False)
     else:
         assert (b.observed["after"], b.observed["remaining"]) == (False, 0)
-
-
-def _wait_for(predicate):
-    import time
-    for _ in range(2000):
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return False

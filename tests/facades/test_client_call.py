@@ -10,7 +10,7 @@ import threading
 import grpc
 import pytest
 
-from .drivers import HANG, Behaviour, is_aio, known_gap, register
+from .drivers import HANG, Behaviour, is_aio, known_gap, register, wait_for
 
 OK_PATH = register(Behaviour("unary_unary", [("send_initial_metadata", (("i", "1"),)),
                                              ("set_trailing_metadata", (("t", "2"), ("t", "3"))), ("return", b"r")]))
@@ -186,10 +186,10 @@ def test_done_callback_gets_the_call(client, client_facade):
         else h.call.add_done_callback
     register_cb(seen.append)
     assert h.result() == b"r"
-    assert _wait(lambda: seen) and seen == [h.call]
+    assert wait_for(lambda: seen) and seen == [h.call]
     late = []
     register_cb(late.append)
-    assert _wait(lambda: late) and late == [h.call]
+    assert wait_for(lambda: late) and late == [h.call]
 
 
 def test_error_is_the_facades_rpc_error(request, client, client_facade):
@@ -208,12 +208,3 @@ def test_error_is_the_facades_rpc_error(request, client, client_facade):
 def test_unknown_method(client):
     assert client.unary("/t.S/NoSuchMethod", b"q").status == ("UNIMPLEMENTED", "Method not found!")
     assert client.unary_stream("/t.S/NoSuchMethod", b"q").status == ("UNIMPLEMENTED", "Method not found!")
-
-
-def _wait(predicate):
-    import time
-    for _ in range(2000):
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return False

@@ -1,8 +1,13 @@
 """Client-side error paths, per client facade, against grpcio's sync server:
 serializers, metadata rules, message-size limits, response cardinality and
 failing request iterators. grpcio's sync client is the reference."""
+import pathlib
+import subprocess
+import sys
+
 import pytest
 
+from .conftest import running_server
 from .drivers import Behaviour, expected, known_gap, register
 
 OK_PATH = register(Behaviour("unary_unary", [("send_initial_metadata", (("i", "1"),)),
@@ -114,7 +119,6 @@ SENT = "CLIENT: Sent message larger than max (100 vs. 10)"
 
 
 def _client(fresh_client, facade, option):
-    from .conftest import running_server
     return fresh_client(facade, running_server("grpcio-sync").target, options=[(option, 10)])
 
 
@@ -229,9 +233,6 @@ print(out.exc_type)
 def test_malformed_metadata_entry_raises_valueerror(request, client, client_facade):
     """A metadata entry that is not a pair. Run in a child process: grpcpy
     reads past the end of the 1-tuple today and the process can crash."""
-    import subprocess
-    import sys
-    from .conftest import running_server
     b = _md_behaviour()
     path = register(b)
     child = subprocess.run([sys.executable, "-c", _ISOLATED, client_facade, running_server("grpcio-sync").target,
@@ -242,7 +243,6 @@ def test_malformed_metadata_entry_raises_valueerror(request, client, client_faca
 
 
 def _repo_root():
-    import pathlib
     return str(pathlib.Path(__file__).resolve().parents[2])
 
 

@@ -6,7 +6,7 @@ disagree, grpcpy's one behaviour is written down in the test."""
 import re
 import threading
 
-from .drivers import HANG, Behaviour, expected, is_aio, known_gap, loop_for, register
+from .drivers import HANG, Behaviour, expected, is_aio, known_gap, loop_for, register, wait_for
 
 
 def test_peer_format(server, observer):
@@ -133,35 +133,17 @@ def test_context_after_the_call(request, server, observer, server_facade):
     observer.unary(register(b), b"q")
     ctx = b.observed["ctx"]
     assert b.ended.wait(HANG)
-    assert _wait_for(lambda: b.observed["cb"])  # the call's callbacks have run: it is over
+    assert wait_for(lambda: b.observed["cb"])  # the call's callbacks have run: it is over
     if is_aio(server_facade):
         # the done flag can trail the client's view of the status by a loop turn
         lt = loop_for(server_facade)
-        lt.run(_until(lambda: ctx.done()))
+        assert wait_for(lambda: lt.call(ctx.done))
         assert lt.call(lambda: (ctx.done(), ctx.cancelled())) == (True, False)
         return
     fired = []
     assert ctx.is_active() is False
     assert ctx.add_callback(lambda: fired.append(1)) is False
     assert fired == []
-
-
-async def _until(predicate):
-    import asyncio
-    for _ in range(1000):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition never held")
-
-
-def _wait_for(predicate):
-    import time
-    for _ in range(1000):
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return False
 
 
 def test_active_in_the_handler(server, observer, server_facade):
@@ -176,4 +158,3 @@ def test_active_in_the_handler(server, observer, server_facade):
     b = Behaviour("unary_unary", [("observe", "active", lambda c: c.is_active()), ("return", b"r")])
     observer.unary(register(b), b"q")
     assert b.observed["active"] is True
-

@@ -10,7 +10,7 @@ import logging
 import grpc
 import pytest
 
-from .drivers import HANG, Behaviour, is_aio, known_gap, loop_for, register
+from .drivers import HANG, Behaviour, is_aio, known_gap, raw_call, register, wait_for
 
 
 def test_four_kinds(server, observer):
@@ -70,7 +70,7 @@ def test_set_code_without_abort_unary(server, observer, server_facade, returned)
     path = register(b)
     out = observer.unary(path, b"q")
     assert (out.status, out.trailing_metadata) == (("NOT_FOUND", "no such thing"), (("why", "missing"),))
-    headers, frames, trailers = _raw_call(server.port, path, [b"q"])
+    headers, frames, trailers = raw_call(server.port, path, [b"q"])
     assert (trailers or headers)["grpc-status"] == "5"
     if server_facade == "grpcio-sync" and returned is not None:
         # grpcio's sync server sends the message before the non-OK status
@@ -132,7 +132,7 @@ def test_done_callback_on_completion(server, observer, server_facade):
     returns None and the context is done, not cancelled."""
     b = Behaviour("unary_unary", [("on_done", "cb", _on_done_state(server_facade)), ("return", b"ok")])
     assert observer.unary(register(b), b"q").response == b"ok"
-    assert _wait_for(lambda: b.observed["cb"])
+    assert wait_for(lambda: b.observed["cb"])
     if is_aio(server_facade):
         assert (b.observed["cb_registered"], b.observed["cb"]) == (None, [(True, False)])
     else:
@@ -148,10 +148,10 @@ def test_done_callback_on_client_cancel(server, observer, server_facade):
                                   ("observe", "late_add", lambda c: None if is_aio(server_facade)
                                    else c.add_callback(lambda: None))])
     h = observer.start("unary_unary", register(b), b"q")
-    assert _wait_for(lambda: "started" in b.observed)
+    assert wait_for(lambda: "started" in b.observed)
     h.cancel()
     assert b.ended.wait(HANG)
-    assert _wait_for(lambda: b.observed["cb"])
+    assert wait_for(lambda: b.observed["cb"])
     if server_facade == "grpcio-aio":
         assert b.observed["cb"] == [(False, False)]
     elif server_facade == "grpcpy-aio":
@@ -201,17 +201,3 @@ def test_send_initial_metadata_twice_raises_in_the_handler(request, server, obse
     assert isinstance(raised, ValueError)
     known_gap(request, "grpcpy-sync", "the message is 'initial metadata was already sent'")
     assert str(raised) == "Initial metadata no longer allowed!"
-
-
-def _raw_call(port, path, messages):
-    from tests.aio.harness import raw_h2_call
-    return loop_for("raw-h2").run(raw_h2_call(port, path, messages))
-
-
-def _wait_for(predicate):
-    import time
-    for _ in range(2000):
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return False

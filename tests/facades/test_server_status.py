@@ -2,7 +2,8 @@
 seen by a grpcio sync client. grpcio's sync server is the reference; where
 grpc.aio's server disagrees its own value is asserted beside it and grpcpy
 keeps one behaviour for both of its facades (said in each test)."""
-from .drivers import HANG, Behaviour, expected, known_gap, loop_for, register
+from .conftest import cached_client
+from .drivers import HANG, Behaviour, expected, known_gap, raw_call, register, wait_for
 
 SHORT = 0.5  # deadline for calls that grpcpy today leaves hanging
 
@@ -128,7 +129,7 @@ def test_details_without_code_on_an_ok_call(server, observer):
     out = observer.unary(path, b"q")
     assert (out.response, out.status) == (b"r", ("OK", ""))
     # grpcio's client drops the message of an OK status; on the wire it is there
-    _, frames, trailers = _raw_call(server.port, path, [b"q"])
+    _, frames, trailers = raw_call(server.port, path, [b"q"])
     assert frames == [(0, b"r")]
     assert (trailers["grpc-status"], trailers["grpc-message"]) == ("0", "dd")
 
@@ -153,7 +154,7 @@ def test_servicer_context_cancel(request, server, observer, server_facade):
     out = observer.unary(register(b), b"q")
     assert b.ended.wait(HANG)
     if server_facade != "grpcio-aio":  # the done callback runs once
-        assert _wait_for(lambda: b.observed["cb"]) and b.observed["cb"] == [True]
+        assert wait_for(lambda: b.observed["cb"]) and b.observed["cb"] == [True]
     known_gap(request, "grpcpy-aio", "RST_STREAM: CANCELLED 'Stream removed (RST_STREAM ...)'")
     assert out.status == expected(
         server_facade, ("CANCELLED", "CANCELLED"),
@@ -225,7 +226,6 @@ def test_unknown_method(server, observer):
 # ---- message size limits on the server: grpcio's texts, "SERVER: " prefix
 
 def test_server_receive_limit(request, fresh_server, server_facade):
-    from .conftest import cached_client
     srv = fresh_server(server_facade, options=[("grpc.max_receive_message_length", 10)])
     path = register(Behaviour("unary_unary", [("return", b"r")]))
     out = cached_client("grpcio-sync", srv.target).unary(path, b"q" * 100)
@@ -234,7 +234,6 @@ def test_server_receive_limit(request, fresh_server, server_facade):
 
 
 def test_server_send_limit(request, fresh_server, server_facade):
-    from .conftest import cached_client
     srv = fresh_server(server_facade, options=[("grpc.max_send_message_length", 10)])
     unary = register(Behaviour("unary_unary", [("return", b"x" * 100)]))
     stream = register(Behaviour("unary_stream", [("yield", b"x" * 100)]))
@@ -242,18 +241,3 @@ def test_server_send_limit(request, fresh_server, server_facade):
     outs = [observer.unary(unary, b"q").status, observer.unary_stream(stream, b"q").status]
     known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "details 'Sent message larger than max (100 vs. 10)'")
     assert outs == [("RESOURCE_EXHAUSTED", "SERVER: Sent message larger than max (100 vs. 10)")] * 2
-
-
-def _raw_call(port, path, messages):
-    """One call over a bare HTTP/2 connection (the h2 package): the wire."""
-    from tests.aio.harness import raw_h2_call
-    return loop_for("raw-h2").run(raw_h2_call(port, path, messages))
-
-
-def _wait_for(predicate):
-    import time
-    for _ in range(2000):
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return False
