@@ -208,3 +208,24 @@ def test_error_is_the_facades_rpc_error(request, client, client_facade):
 def test_unknown_method(client):
     assert client.unary("/t.S/NoSuchMethod", b"q").status == ("UNIMPLEMENTED", "Method not found!")
     assert client.unary_stream("/t.S/NoSuchMethod", b"q").status == ("UNIMPLEMENTED", "Method not found!")
+
+
+def test_metadata_order(client, client_facade):
+    """The values of one key keep their order, both ways (the gRPC spec);
+    the sync facades also keep the order across keys. grpc.aio groups the
+    values by key (its Metadata is a multimap), sending and receiving."""
+    b = Behaviour("unary_unary", [("observe", "md", lambda c: tuple(tuple(m) for m in c.invocation_metadata())[1:]),
+                                  ("send_initial_metadata", (("k", "1"), ("b", "x"), ("k", "2"))),
+                                  ("set_trailing_metadata", (("k", "1"), ("b-bin", b"\x00"), ("k", "2"))),
+                                  ("return", b"r")])
+    sent = (("k", "1"), ("a-bin", b"\x00\x01"), ("k", "2"), ("z", "3"), ("k", "3"))
+    out = client.unary(register(b), b"q", metadata=sent)
+    seen = {"sent": b.observed["md"], "initial": out.initial_metadata, "trailing": out.trailing_metadata}
+    assert [v for k, v in seen["sent"] if k == "k"] == ["1", "2", "3"]
+    assert [v for k, v in seen["initial"] if k == "k"] == ["1", "2"]
+    assert [v for k, v in seen["trailing"] if k == "k"] == ["1", "2"]
+    if client_facade == "grpcio-aio":
+        assert seen["sent"] == (("k", "1"), ("k", "2"), ("k", "3"), ("a-bin", b"\x00\x01"), ("z", "3"))
+    elif not is_aio(client_facade):
+        assert seen == {"sent": sent, "initial": (("k", "1"), ("b", "x"), ("k", "2")),
+                        "trailing": (("k", "1"), ("b-bin", b"\x00"), ("k", "2"))}
