@@ -859,7 +859,7 @@ class _Generic:
 class RunningServer:
     """A started server of one facade on 127.0.0.1, serving the registry."""
 
-    def __init__(self, facade, options=None, credentials=None, **server_kw):
+    def __init__(self, facade, options=None, credentials=None, address="127.0.0.1:0", **server_kw):
         """credentials(top) -> server credentials for a TLS port; server_kw
         (e.g. maximum_concurrent_rpcs) go to the server factory."""
         self.facade = facade
@@ -871,8 +871,8 @@ class RunningServer:
 
         def add_port(server):
             if credentials is None:
-                return server.add_insecure_port("127.0.0.1:0")
-            return server.add_secure_port("127.0.0.1:0", credentials(self.top))
+                return server.add_insecure_port(address)
+            return server.add_secure_port(address, credentials(self.top))
         if is_aio(facade):
             self.lt = loop_for(facade)
 

@@ -66,3 +66,27 @@ def test_deadline_seen_by_the_handler(server, observer, server_facade):
         assert (b.observed.get("handler_cancelled"), "after" in b.observed) == (True, False)
     else:
         assert (b.observed["after"], b.observed["remaining"]) == (False, 0)
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_wait_for_ready_call_waits_for_the_server(client_facade, fresh_client, fresh_server):
+    """A wait_for_ready call made while nobody listens is queued and runs
+    once a server comes up (within its deadline); a fail-fast call made at
+    the same time fails UNAVAILABLE."""
+    port = _free_port()
+    options = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
+               ("grpc.max_reconnect_backoff_ms", 100)]
+    c = fresh_client(client_facade, "127.0.0.1:%d" % port, options=options)
+    path = register(Behaviour("unary_unary", [("return", b"here")]))
+    waiting = c.start("unary_unary", path, b"q", timeout=5, wait_for_ready=True)
+    fail_fast = c.unary(path, b"q", timeout=5)
+    assert fail_fast.code == "UNAVAILABLE"
+    assert not waiting.done()
+    fresh_server("grpcio-sync", address="127.0.0.1:%d" % port)
+    assert waiting.result() == b"here"
