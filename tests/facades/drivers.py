@@ -567,10 +567,13 @@ class Behaviour:
     request_deserializer / response_serializer: for the method handler
     (identity when None)."""
 
-    def __init__(self, kind, steps, request_deserializer=None, response_serializer=None):
+    def __init__(self, kind, steps, request_deserializer=None, response_serializer=None, raw=None):
         assert kind in _KINDS
         self.kind = kind
         self.steps = list(steps)
+        # raw(context_kind) -> a handler function used as it is ("sync" or
+        # "aio"), for handler shapes the steps cannot express
+        self.raw = raw
         self.request_deserializer = request_deserializer
         self.response_serializer = response_serializer
         self.observed = {}
@@ -705,6 +708,8 @@ def sync_handler(top, behaviour):
             b.ended.set()
 
     fn = run_unary_response if b.kind.endswith("unary") else run_stream_response
+    if b.raw is not None:
+        fn = b.raw("sync")
     factory = getattr(top, b.kind + "_rpc_method_handler")
     return factory(fn, request_deserializer=b.request_deserializer, response_serializer=b.response_serializer)
 
@@ -821,6 +826,8 @@ def aio_handler(top, behaviour):
             b.ended.set()
 
     fn = run_unary_response if b.kind.endswith("unary") else run_stream_response
+    if b.raw is not None:
+        fn = b.raw("aio")
     factory = getattr(top, b.kind + "_rpc_method_handler")
     return factory(fn, request_deserializer=b.request_deserializer, response_serializer=b.response_serializer)
 

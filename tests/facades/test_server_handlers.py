@@ -201,3 +201,28 @@ def test_send_initial_metadata_twice_raises_in_the_handler(request, server, obse
     assert isinstance(raised, ValueError)
     known_gap(request, "grpcpy-sync", "the message is 'initial metadata was already sent'")
     assert str(raised) == "Initial metadata no longer allowed!"
+
+
+def _returns(value):
+    """raw handler: a plain function (sync) or a coroutine (aio) returning value."""
+    def make(style):
+        if style == "sync":
+            return lambda request, context: value
+
+        async def coroutine(request, context):
+            return value
+        return coroutine
+    return make
+
+
+def test_streaming_handler_that_returns_none(request, server, observer, server_facade):
+    """sync: a response-streaming handler must return an iterator; None is a
+    handler error (grpcio: UNKNOWN "Exception iterating responses: ...").
+    aio: a coroutine that returns None is a streaming handler that wrote
+    nothing (it may write with context.write()): OK, no messages."""
+    out = observer.unary_stream(register(Behaviour("unary_stream", [], raw=_returns(None))), b"q")
+    if is_aio(server_facade):
+        assert (out.status, out.responses) == (("OK", ""), [])
+        return
+    known_gap(request, "grpcpy-sync", "OK with no messages")
+    assert out.status == ("UNKNOWN", "Exception iterating responses: 'NoneType' object is not an iterator")
