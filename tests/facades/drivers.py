@@ -20,6 +20,14 @@ running server per facade serves every test of the session.
 
 Codes travel as names ("NOT_FOUND") and metadata as tuples of pairs, so the
 outcomes of the two implementations compare with `==`.
+
+The reference rule. A parity test runs every facade: the grpcio rows prove
+the expectation (grpcio sync's value; grpc.aio's own value is asserted
+beside it where it differs, through `expected()`), and both grpcpy facades
+must show the one value grpcpy chose (grpcio sync's, or the gRPC spec's,
+said in the test). A grpcpy row that fails today is marked with
+`known_gap()`: a strict xfail naming what grpcpy does, so that a fix turns
+it into an XPASS failure and the mark has to go (grep "known_gap(").
 """
 import asyncio
 import concurrent.futures
