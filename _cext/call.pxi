@@ -406,6 +406,11 @@ cdef class _Call:
     cdef public object user                    # the facade's object for this call
     cdef readonly int code                     # final status (when state == CS_DONE)
     cdef readonly object details
+    # cardinality: a unary side sends or receives exactly one message
+    cdef bint _single_in                       # client: unary response; server: unary request
+    cdef bint _single_out                      # server: unary response (send_message checks)
+    cdef int64_t _messages_in                  # messages delivered to the application
+    cdef int64_t _messages_out                 # messages sent (counted when _single_out)
 
     cdef inline bint done(self):
         return self.state == CS_DONE
@@ -555,6 +560,10 @@ cdef class GrpcConnection(H2Connection):
             else:
                 messages = call._decoder.feed(data)
             for flag, payload in messages:
+                if call._single_in and call._messages_in:
+                    self._too_many_messages(call)
+                    return 0
+                call._messages_in += 1
                 if flag:
                     if call.recv_encoding is None or call.recv_encoding == "identity":
                         self._fail_call(call, SC_INTERNAL,
@@ -603,6 +612,9 @@ cdef class GrpcConnection(H2Connection):
             self._settle_credit(call)
 
     cdef int _fail_call(self, _Call call, int code, str details) except -1:
+        raise NotImplementedError
+
+    cdef int _too_many_messages(self, _Call call) except -1:
         raise NotImplementedError
 
     cdef int _end(self, _Call call, int code, object details, object trailing) except -1:
@@ -719,27 +731,39 @@ cdef class ClientConnection(GrpcConnection):
         return headers
 
     cpdef ClientCall start_call(self, object method, double now=0.0, double timeout=-1.0,
-                                object metadata=None, str compression=None, object user=None):
+                                object metadata=None, str compression=None, object user=None,
+                                bint response_streaming=True):
         """Begin a call to `method` ('/pkg.Service/Method'). timeout < 0: no
         deadline. The request headers go out now, or when a stream slot frees
-        up if the peer's MAX_CONCURRENT_STREAMS is reached."""
+        up if the peer's MAX_CONCURRENT_STREAMS is reached.
+
+        Metadata that cannot be sent or an unknown compression do not raise:
+        the call is returned already ended INTERNAL with the reason, its
+        CE_CALL_ENDED is queued (take_events) and nothing is sent.
+        response_streaming=False (a unary-response method): a second
+        response message, or an OK status after none, ends the call
+        UNIMPLEMENTED (a cardinality violation, gRPC's statuscodes.md)."""
         cdef ClientCall call = ClientCall.__new__(ClientCall)
         cdef list extra
-        call.method = method if isinstance(method, bytes) else (<str>method).encode("ascii")
+        call.method = method if isinstance(method, bytes) else (<str?>method).encode("ascii")
         call.user = user
+        call.state = CS_WAITING
+        call._single_in = not response_streaming
+        if compression is not None and compression != "identity" and compression not in SUPPORTED_ENCODINGS:
+            return self._refuse(call, "unsupported compression %r" % (compression,))
+        try:
+            extra = encode_metadata(metadata)
+        except ValueError as exc:          # MetadataError, or a value that is not ASCII
+            return self._refuse(call, str(exc))
         call.deadline = now + timeout if timeout >= 0 else float("inf")
         call.send_encoding = compression if compression != "identity" else None
-        if call.send_encoding is not None and call.send_encoding not in SUPPORTED_ENCODINGS:
-            raise ValueError("unsupported compression %r" % (compression,))
         call.compress_next = True
         call._decoder = MessageDecoder(self.max_receive_message_length)
         call._waiting_out = []
-        extra = encode_metadata(metadata)
         if timeout >= 0:
             extra.insert(0, (b"grpc-timeout", encode_timeout(timeout)))
         call._static_headers = self._static_headers(call.method, call.send_encoding)
         call._headers = extra
-        call.state = CS_WAITING
         self._arm_deadline(call)
         if self.closed:
             self._end(call, SC_UNAVAILABLE, "connection is closed", None)
@@ -749,6 +773,12 @@ cdef class ClientConnection(GrpcConnection):
             self._waiting.append(call)
         else:
             self._activate(call)
+        return call
+
+    cdef ClientCall _refuse(self, ClientCall call, str details):
+        """A call that cannot start: ended INTERNAL before touching a stream."""
+        call.deadline = float("inf")
+        self._end(call, SC_INTERNAL, details, None)
         return call
 
     cdef int _activate(self, ClientCall call) except -1:
@@ -859,6 +889,25 @@ cdef class ClientConnection(GrpcConnection):
         self._end(call, SC_CANCELLED, details, None)
         self._start_waiting()
 
+    cpdef list cancel_all_calls(self, str details="Channel closed!"):
+        """Cancel every call not yet done, as a closing channel does (grpcio
+        says "Channel closed!"): calls on a stream get RST_STREAM(CANCEL),
+        calls still waiting for a stream slot never start; all end
+        CANCELLED with `details`. The connection stays open (closing it is
+        the owner's business). Returns the events."""
+        cdef list waiting = self._waiting
+        cdef H2Stream s
+        cdef _Call call
+        self._waiting = []               # nothing may take a freed slot now
+        for s in list(self.streams.values()):
+            if s.call is not None and (<_Call>s.call).state != CS_DONE:
+                call = <_Call>s.call
+                self.reset_stream(s.stream_id, ERR_CANCEL)
+                self._end(call, SC_CANCELLED, details, None)
+        for call in waiting:
+            self._end(call, SC_CANCELLED, details, None)
+        return self.take_events()
+
     cdef int _deadline_expired(self, _Call call) except -1:
         if call._stream is not None:
             self.reset_stream(call.stream_id, ERR_CANCEL)
@@ -872,6 +921,10 @@ cdef class ClientConnection(GrpcConnection):
         self._end(call, code, details, None)
         self._start_waiting()
         return 0
+
+    cdef int _too_many_messages(self, _Call call) except -1:
+        return self._fail_call(call, SC_UNIMPLEMENTED,
+                               "More than one response message received for a unary-response call")
 
     # -- response handling ------------------------------------------------
 
@@ -959,6 +1012,9 @@ cdef class ClientConnection(GrpcConnection):
         if code == SC_OK and call._decoder.in_message:
             code = SC_INTERNAL
             details = "stream ended in the middle of a message"
+        elif code == SC_OK and call._single_in and call._messages_in == 0:
+            code = SC_UNIMPLEMENTED
+            details = "No response message received for a unary-response call"
         if trailers_only:
             ev = _cevent(CE_INITIAL_METADATA, call._who())
             ev.metadata = ()
@@ -1191,6 +1247,8 @@ cdef class ServerConnection(GrpcConnection):
             if call._decoder.in_message:
                 return self._fail_call(call, SC_INTERNAL, "request stream ended in the middle of a message")
             call.half_closed = True
+            if call._single_in and call._messages_in == 0:
+                return self._no_request_message(call)
             self._cpush(_cevent(CE_HALF_CLOSED, call._who()))
         return 0
 
@@ -1228,13 +1286,43 @@ cdef class ServerConnection(GrpcConnection):
         self._end(call, code, details, None)
         return 0
 
+    cdef int _too_many_messages(self, _Call call) except -1:
+        return self._fail_call(call, SC_UNIMPLEMENTED, '"%s" received more than one request message '
+                               'for a unary-request method.' % ((<ServerCall>call).method,))
+
+    cdef int _no_request_message(self, ServerCall call) except -1:
+        # grpcio's words for it
+        return self._fail_call(call, SC_UNIMPLEMENTED, '"%s" requires exactly one request message.' % (call.method,))
+
     # -- application actions ------------------------------------------------
 
-    cpdef accept_call(self, ServerCall call, object user):
-        """Attach the facade's object; later events carry it."""
+    cpdef accept_call(self, ServerCall call, object user, object request_streaming=None,
+                      object response_streaming=None):
+        """Attach the facade's object (later events carry it) and, when the
+        method is known, its cardinality (see set_cardinality)."""
         if call is None:
             raise TypeError("a call object is required, not None")
         call.user = user
+        if request_streaming is not None or response_streaming is not None:
+            self.set_cardinality(call, request_streaming, response_streaming)
+
+    cpdef set_cardinality(self, ServerCall call, object request_streaming, object response_streaming):
+        """Which sides of the call carry exactly one message (False), a
+        stream (True) or are not known yet (None: no check). A unary
+        request is enforced by the core: a second message, or a half-close
+        after none, ends the call UNIMPLEMENTED (status sent, CE_CALL_ENDED
+        to the application); messages delivered before this call count. A
+        unary response makes a second send_message raise ValueError."""
+        if call is None:
+            raise TypeError("a call object is required, not None")
+        call._single_in = request_streaming is not None and not request_streaming
+        call._single_out = response_streaming is not None and not response_streaming
+        if call.state == CS_DONE or not call._single_in:
+            return
+        if call._messages_in > 1:
+            self._too_many_messages(call)
+        elif call._messages_in == 0 and call.half_closed:
+            self._no_request_message(call)
 
     cpdef send_initial_metadata(self, ServerCall call, object metadata=None):
         if call is None:
@@ -1273,6 +1361,10 @@ cdef class ServerConnection(GrpcConnection):
         cdef object wire
         if call.state == CS_DONE:
             return False
+        if call._single_out:
+            if call._messages_out:
+                raise ValueError("a unary-response call sends exactly one response message")
+            call._messages_out += 1
         if not call.headers_sent:
             self.send_initial_metadata(call, None)
         try:

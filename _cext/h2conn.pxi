@@ -195,7 +195,10 @@ cdef class H2Stream:
     cdef bint _drain_wanted                  # emit EV_STREAM_DRAINED when the queue empties
     cdef readonly bint headers_received
     cdef readonly bint local                 # opened by this side
-    cdef public object call                  # the gRPC call riding on this stream
+    # What the layer above attaches to the stream (call.pxi: its gRPC call).
+    # C-level only: callers reach calls through their connection, never
+    # through the HTTP/2 streams.
+    cdef object call
 
     def __cinit__(self):
         self._out = []
@@ -269,7 +272,7 @@ cdef class H2Connection:
 
     # limits
     cdef Py_ssize_t _control_pending
-    cdef public bint write_paused               # facade: transport is not draining
+    cdef readonly bint transport_paused         # see set_transport_paused()
     cdef double _reset_tokens
     cdef double _reset_stamp
     cdef double _now                            # the time of the call being handled
@@ -319,7 +322,7 @@ cdef class H2Connection:
         self._bdp_in_flight = False
         self._bdp_rtt = 0.0
         self._control_pending = 0
-        self.write_paused = False
+        self.transport_paused = False
         self._reset_tokens = config.reset_burst
         self._reset_stamp = -1.0
 
@@ -1203,10 +1206,22 @@ cdef class H2Connection:
     # ------------------------------------------------------------------
     # bytes out, timers
 
+    cpdef set_transport_paused(self, bint paused):
+        """The transport stopped (True) or resumed (False) taking our output
+        (asyncio's pause_writing/resume_writing, a full socket buffer).
+
+        While paused, the control-frame replies a peer provokes (PING and
+        SETTINGS ACKs, RST_STREAM) pile up unsent and count against
+        H2Config.max_pending_control_frames: past it the peer is flooding
+        us and the connection ends with ENHANCE_YOUR_CALM. While the
+        transport drains, handing output over clears the count. Facades
+        also read `transport_paused` to hold back writers."""
+        self.transport_paused = paused
+
     cpdef bytes data_to_send(self):
         """Everything to send, as one bytes object (b"" when nothing)."""
         cdef list pieces
-        if not self.write_paused:
+        if not self.transport_paused:
             self._control_pending = 0
         if self._sealed:
             pieces = self.data_to_send_chunks()
@@ -1222,7 +1237,7 @@ cdef class H2Connection:
         each piece with its own call on a TLS transport, so that it is
         encrypted and sent before the next one is touched."""
         cdef list pieces
-        if not self.write_paused:
+        if not self.transport_paused:
             self._control_pending = 0
         if self._sealed:
             pieces = self._sealed

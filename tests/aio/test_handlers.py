@@ -118,15 +118,11 @@ class Boom(Exception):
 
 
 @pytest.mark.parametrize("kind", ["uu", "us", "su", "ss"])
-def test_raising_plain_function_handler_gives_unknown_and_is_logged(request, impl, kind, caplog):
+def test_raising_plain_function_handler_gives_unknown_and_is_logged(impl, kind, caplog):
     """A plain-function handler on the asyncio server that raises (coroutine
     handlers are covered under every facade in tests/facades). grpc.aio says
     "Unexpected <class ...>: ..."; grpcpy keeps one text under both facades,
-    grpcio sync's."""
-    if impl.name == "grpcpy":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="grpcpy.aio gives grpc.aio's \"Unexpected <class ...>: went wrong\" today"))
-
+    grpcio sync's (grpcpy/_rpc/server.py)."""
     def unary(request, context):
         raise Boom("went wrong")
 

@@ -176,7 +176,7 @@ def rapid_reset(h):
 
 
 def ping_flood(h):
-    h.core.write_paused = True
+    h.core.set_transport_paused(True)
     return [h.peer.ping(i.to_bytes(8, "big")) for i in range(11)]
 
 
@@ -383,15 +383,15 @@ def test_limits_are_not_hit_at_their_boundary():
     """The DoS limits fire past the limit, not at it: 10 pending PINGs with
     max_pending_control_frames=10, and reset_burst resets, are fine."""
     h = Harness("server", max_pending_control_frames=10, reset_burst=5, reset_rate=0.0)
-    h.core.write_paused = True
+    h.core.set_transport_paused(True)
     _, frames = h.send(*[h.peer.ping(i.to_bytes(8, "big")) for i in range(10)])
     assert len([f for f in frames if f.type == PING and f.flags & ACK]) == 10
-    h.core.write_paused = False
+    h.core.set_transport_paused(False)
     h.core.data_to_send()          # the transport drained: the count starts over
-    h.core.write_paused = True
+    h.core.set_transport_paused(True)
     h.send(*[h.peer.ping(i.to_bytes(8, "big")) for i in range(10)])
     assert not goaways(h.frames)
-    h.core.write_paused = False
+    h.core.set_transport_paused(False)
     h.clear()
     for _ in range(4):             # + the stream expect_usable opens and ends normally
         sid = h.new_peer_sid()
