@@ -1,5 +1,6 @@
-"""grpc.aio.Channel: connectivity, targets, failures, reconnection and the
-client call's own surface. The server is always grpcio's."""
+"""grpc.aio.Channel: connectivity, targets, failures and reconnection (the
+client call's own surface is in tests/facades, under every client facade).
+The server is always grpcio's."""
 import asyncio
 import os
 import socket
@@ -208,47 +209,5 @@ def test_reconnects_without_wait_for_ready(impl):
                     await asyncio.sleep(0.02)
         finally:
             await channel.close()
-            await server.stop(None)
-    run(scenario())
-
-
-def test_call_surface(impl):
-    async def scenario():
-        server, port = await _grpcio_server()
-        try:
-            async with impl.aio.insecure_channel("127.0.0.1:%d" % port) as channel:
-                echo = method(channel, "uu", "Echo")
-                call = echo(b"x", timeout=5)
-                remaining = call.time_remaining()
-                assert 4.5 < remaining <= 5
-                assert not call.done() and not call.cancelled()
-                seen = []
-                call.add_done_callback(seen.append)
-                assert await call == b"x"
-                assert call.done() and not call.cancelled()
-                assert seen == [call]
-                late = []
-                call.add_done_callback(late.append)   # on a finished call: runs now
-                assert late == [call]
-                assert (await call.code()).name == "OK"
-                assert await call.details() == ""
-                assert isinstance(await call.debug_error_string(), str)
-                assert tuple(await call.trailing_metadata()) == ()
-                assert echo(b"y").time_remaining() is None
-                # cancelling
-                call = method(channel, "us", "Missing")(b"", timeout=5)
-                assert call.cancel()
-                assert call.cancelled() and call.done()
-                assert not call.cancel()
-                assert (await call.code()).name == "CANCELLED"
-                # an error status
-                with pytest.raises(RPC_ERRORS) as info:
-                    await method(channel, "uu", "Missing")(b"", timeout=5)
-                error = info.value
-                assert isinstance(error, impl.aio.AioRpcError)
-                assert error.code().name == "UNIMPLEMENTED"
-                assert error.details() == "Method not found!"
-                assert isinstance(error.debug_error_string(), str) and error.debug_error_string()
-        finally:
             await server.stop(None)
     run(scenario())

@@ -1,5 +1,7 @@
-"""Server capacity and life cycle: maximum_concurrent_rpcs, a saturated
-worker pool, stop(grace), wait_for_termination, start twice. The server is
+"""Server capacity and life cycle: a saturated worker pool, stop(grace),
+wait_for_termination, start twice (maximum_concurrent_rpcs and calls cut off
+by stop() are in tests/facades/test_admission.py, under every server
+facade). The server is
 the implementation under test, the client grpcio."""
 import concurrent.futures
 import logging
@@ -11,21 +13,6 @@ import pytest
 import grpcpy
 
 from .conftest import path, standard_handlers
-
-
-def test_maximum_concurrent_rpcs(impl, serve, release, channels):
-    running = serve(impl, standard_handlers(impl, release), maximum_concurrent_rpcs=2)
-    channel = channels(grpc, running.target)
-    unary = channel.unary_unary(path("Unary"))
-    held = [unary.future(b"block", timeout=10) for _ in range(2)]
-    release.wait_entered(2)
-    with pytest.raises(grpc.RpcError) as info:
-        unary(b"one too many", timeout=5)
-    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert info.value.details() == "Concurrent RPC limit exceeded!"
-    release.set()
-    assert [f.result(timeout=5) for f in held] == [b"block", b"block"]
-    assert unary(b"room again", timeout=5) == b"room again"
 
 
 def test_busy_pool_queues_calls(impl, serve, release, channels, caplog):
@@ -65,41 +52,6 @@ def test_stop_with_grace_lets_calls_finish(impl, serve, release, channels):
     assert future.result(timeout=5) == b"block"
     assert event.wait(5)
     assert running.server.wait_for_termination(timeout=1) is False
-
-
-def test_stop_with_grace_cancels_calls_still_running_after_it(impl, serve, release, channels):
-    running = serve(impl, standard_handlers(impl, release))
-    channel = channels(grpc, running.target)
-    future = channel.unary_unary(path("Unary")).future(b"block", timeout=10)
-    release.wait_entered()
-    event = running.server.stop(0.2)
-    with pytest.raises(grpc.RpcError) as info:
-        future.result(timeout=5)
-    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert info.value.details() == "Cancelling all calls"
-    assert event.wait(5)
-
-
-def test_stop_none_cancels_calls(impl, serve, release, channels):
-    running = serve(impl, standard_handlers(impl, release))
-    channel = channels(grpc, running.target)
-    future = channel.unary_unary(path("Unary")).future(b"block", timeout=10)
-    stream = channel.unary_stream(path("Stream"))(b"block", timeout=10)
-    assert next(stream) == b"first"
-    release.wait_entered(2)
-    event = running.server.stop(None)
-    assert isinstance(event, threading.Event)
-    with pytest.raises(grpc.RpcError) as info:
-        future.result(timeout=5)
-    assert (info.value.code(), info.value.details()) == (grpc.StatusCode.UNAVAILABLE, "Cancelling all calls")
-    with pytest.raises(grpc.RpcError):
-        next(stream)
-    assert stream.code() == grpc.StatusCode.UNAVAILABLE
-    assert event.wait(5)
-    # new calls find nobody listening
-    with pytest.raises(grpc.RpcError) as info:
-        channel.unary_unary(path("Unary"))(b"x", timeout=5)
-    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def test_wait_for_termination(impl, serve, release):
