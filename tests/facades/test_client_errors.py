@@ -51,6 +51,7 @@ def test_response_deserializer_raises_on_a_stream(request, client, client_facade
     path = register(Behaviour("unary_stream", [("yield", b"a"), ("yield", b"b")]))
     out = client.unary_stream(path, b"q", deserializer=_raises)
     known_gap(request, "grpcpy-sync", "the ValueError escapes from the iteration")
+    known_gap(request, "grpcpy-aio", "a race: some runs end OK with no messages", strict=False)
     assert (out.exc_type, out.status, out.responses) == expected(
         client_facade, ("RpcError", ("INTERNAL", "Exception deserializing response!"), []),
         grpcio_aio=(None, ("OK", ""), [None, None]))
