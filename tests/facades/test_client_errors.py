@@ -29,7 +29,8 @@ def test_request_serializer_raises(request, client, client_facade):
 
 def test_request_serializer_raises_on_a_stream(request, client, client_facade):
     b = Behaviour("stream_unary", [("read_all",), ("return", b"r")])
-    known_gap(request, "grpcpy-sync", "the call hangs past its deadline (the drivers give up after HANG s)")
+    known_gap(request, "grpcpy-sync", "a race: most runs hang past the deadline (the drivers give up), some pass",
+              strict=False)
     out = client.stream_unary(register(b), [b"q"], serializer=_raises, timeout=1)
     if client_facade == "grpcio-aio":
         # the empty message it sends instead is received
