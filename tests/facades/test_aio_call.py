@@ -12,7 +12,6 @@ SUM = register(Behaviour("stream_unary", [("read_all",), ("return", b"sum")]))
 
 
 def test_await_a_finished_unary_call_twice(request, aio_client):
-    known_gap(request, "grpcpy-aio", "INTERNAL 'No response message received for a unary call' the second time")
     async def scenario():
         call = aio_client.multicallable("unary_unary", OK_PATH)(b"q", timeout=5)
         first = await call
@@ -35,7 +34,6 @@ def test_await_a_failed_unary_call_twice(aio_client):
 
 
 def test_await_a_stream_unary_call_twice(request, aio_client):
-    known_gap(request, "grpcpy-aio", "INTERNAL 'No response message received for a unary call' the second time")
     async def scenario():
         call = aio_client.multicallable("stream_unary", SUM)(timeout=5)
         await call.write(b"1")
@@ -45,7 +43,6 @@ def test_await_a_stream_unary_call_twice(request, aio_client):
 
 
 def test_write_after_done_writing(request, aio_client):
-    known_gap(request, "grpcpy-aio", 'raises grpcpy._cext.H2ProtocolError')
     async def scenario():
         call = aio_client.multicallable("stream_stream", ECHO)(timeout=5)
         await call.write(b"1")

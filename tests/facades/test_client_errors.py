@@ -23,20 +23,19 @@ def test_request_serializer_raises(request, client, client_facade):
     # succeeds); grpcpy fails the call as grpcio sync does.
     b = Behaviour("unary_unary", [("return", b"r")])
     out = client.unary(register(b), b"q", serializer=_raises)
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "the ValueError escapes from the call")
     assert (out.exc_type, out.status) == expected(client_facade, ("RpcError", ("INTERNAL", "Exception serializing request!")),
                                                   grpcio_aio=(None, ("OK", "")))
 
 
 def test_request_serializer_raises_on_a_stream(request, client, client_facade):
     b = Behaviour("stream_unary", [("read_all",), ("return", b"r")])
-    out = client.stream_unary(register(b), [b"q"], serializer=_raises)
+    known_gap(request, "grpcpy-sync", "a race: most runs hang past the deadline (the drivers give up), some pass",
+              strict=False)
+    out = client.stream_unary(register(b), [b"q"], serializer=_raises, timeout=1)
     if client_facade == "grpcio-aio":
         # the empty message it sends instead is received
         assert (out.status, b.requests) == (("OK", ""), [b""])
         return
-    known_gap(request, "grpcpy-sync", "UNKNOWN 'Exception iterating requests!'")
-    known_gap(request, "grpcpy-aio", "the ValueError escapes from the call")
     assert (out.exc_type, out.status) == ("RpcError", ("INTERNAL", "Exception serializing request!"))
 
 
@@ -52,7 +51,8 @@ def test_response_deserializer_raises(request, client, client_facade):
 def test_response_deserializer_raises_on_a_stream(request, client, client_facade):
     path = register(Behaviour("unary_stream", [("yield", b"a"), ("yield", b"b")]))
     out = client.unary_stream(path, b"q", deserializer=_raises)
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "the ValueError escapes from the iteration")
+    known_gap(request, "grpcpy-sync", "the ValueError escapes from the iteration")
+    known_gap(request, "grpcpy-aio", "a race: some runs end OK with no messages", strict=False)
     assert (out.exc_type, out.status, out.responses) == expected(
         client_facade, ("RpcError", ("INTERNAL", "Exception deserializing response!"), []),
         grpcio_aio=(None, ("OK", ""), [None, None]))
@@ -63,7 +63,6 @@ def test_str_value_for_a_binary_key_raises_typeerror(request, client, client_fac
     (grpcio, both facades)."""
     b = Behaviour("unary_unary", [("return", b"r")])
     out = client.unary(register(b), b"q", metadata=(("k-bin", "text"),))
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "the str is encoded and sent; the call succeeds")
     assert (out.exc_type, b.requests) == ("TypeError", [])
 
 
@@ -161,7 +160,6 @@ def test_no_response_to_a_unary_call(request, client, client_facade):
     if client_facade in ("grpcio-sync", "grpcio-aio"):
         assert [(o.status, o.response) for o in outs] == [(("OK", ""), None)] * 2
         return
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "INTERNAL 'No response message received for a unary call'")
     assert [o.code for o in outs] == ["UNIMPLEMENTED"] * 2
 
 
@@ -178,7 +176,6 @@ def test_request_iterator_raises(request, client, client_facade, kind):
     # grpcpy: grpcio sync's UNKNOWN "Exception iterating requests!" on both.
     path = register(Behaviour(kind, [("read_all",)] + ([("return", b"r")] if kind == "stream_unary" else [])))
     out = getattr(client, kind)(path, _failing_requests())
-    known_gap(request, "grpcpy-aio", "UNKNOWN \"Exception iterating requests: ValueError('iterator')\"")
     assert (out.exc_type, out.status) == expected(
         client_facade, ("RpcError", ("UNKNOWN", "Exception iterating requests!")),
         grpcio_aio=("CancelledError", (None, None)))
@@ -215,7 +212,6 @@ def test_none_metadata_value_is_sent_empty(request, client):
 def test_int_metadata_value_raises_typeerror(request, client):
     b = _md_behaviour()
     out = client.unary(register(b), b"q", metadata=(("k", 5),))
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "the value is sent as '5'")
     assert (out.exc_type, b.requests) == ("TypeError", [])
 
 
@@ -232,13 +228,11 @@ print(out.exc_type)
 
 def test_malformed_metadata_entry_raises_valueerror(request, client, client_facade):
     """A metadata entry that is not a pair. Run in a child process: grpcpy
-    reads past the end of the 1-tuple today and the process can crash."""
+    once read past the end of the 1-tuple, which could crash the process."""
     b = _md_behaviour()
     path = register(b)
     child = subprocess.run([sys.executable, "-c", _ISOLATED, client_facade, running_server("grpcio-sync").target,
                             path], capture_output=True, text=True, timeout=60, cwd=_repo_root())
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "undefined: encode_metadata reads item[1] unchecked (seen: "
-              "SIGSEGV, a TypeError, a hung aio call)")
     assert (child.returncode, child.stdout.strip(), b.requests) == (0, "ValueError", []), child.stderr[-2000:]
 
 
@@ -255,7 +249,7 @@ def test_str_request_without_a_serializer_raises_typeerror(client):
 def test_none_request_without_a_serializer(request, client, client_facade):
     # grpc.aio sends an empty message; grpcpy: grpcio sync's INTERNAL
     b = Behaviour("unary_unary", [("return", b"r")])
-    out = client.unary(register(b), None)
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "a TypeError escapes from the call")
+    out = client.unary(register(b), None, timeout=1)
+    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "no message is sent: the call ends DEADLINE_EXCEEDED")
     assert (out.exc_type, out.status) == expected(client_facade, ("RpcError", ("INTERNAL", "Exception serializing request!")),
                                                   grpcio_aio=(None, ("OK", "")))

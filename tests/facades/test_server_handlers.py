@@ -115,7 +115,6 @@ def test_raising_handler(request, server, observer, server_facade, kind, caplog)
     if server_facade == "grpcio-aio":
         assert out.status == ("UNKNOWN", "Unexpected %s: went wrong" % (Boom,))
         return
-    known_gap(request, "grpcpy-aio", "details are grpc.aio's \"Unexpected <class ...>: went wrong\"")
     prefix = "Exception iterating responses: " if streaming else "Exception calling application: "
     assert out.status == ("UNKNOWN", prefix + "went wrong")
 
@@ -170,7 +169,6 @@ def test_context_cancel_on_a_stream(request, server, observer, server_facade):
     if server_facade == "grpcio-aio":
         assert (out.responses, out.code) == ([b"first"], "UNKNOWN")
         return
-    known_gap(request, "grpcpy-aio", "RST_STREAM: the first message is lost, details 'Stream removed (RST_STREAM ...)'")
     assert (out.responses, out.status) == ([b"first"], ("CANCELLED", "CANCELLED"))
 
 
