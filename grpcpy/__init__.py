@@ -58,18 +58,36 @@ def intercept_channel(channel, *interceptors):
     return make(channel, *interceptors)
 
 
-from grpcpy._sync._interceptor import (  # noqa: E402,F401
-    ServerInterceptor, StreamStreamClientInterceptor, StreamUnaryClientInterceptor, UnaryStreamClientInterceptor,
-    UnaryUnaryClientInterceptor)
-
-
-from grpcpy._credentials import (  # noqa: E402,F401
-    AuthMetadataContext, CallCredentials, ChannelCredentials, ServerCertificateConfiguration, ServerCredentials,
-    access_token_call_credentials, composite_call_credentials, composite_channel_credentials,
-    dynamic_ssl_server_credentials, insecure_server_credentials, local_channel_credentials,
-    local_server_credentials, metadata_call_credentials, ssl_channel_credentials,
-    ssl_server_certificate_configuration, ssl_server_credentials)
 from grpcpy._types import AuthMetadataPlugin, AuthMetadataPluginCallback  # noqa: E402,F401
+
+# Names loaded on first use (module __getattr__ below), so that `import grpcpy`
+# stays small: the credential helpers import ssl, socket and logging, and
+# cryptography/pyOpenSSL when a certificate is first handled.
+_LAZY = {
+    "grpcpy._sync._interceptor": (
+        "ServerInterceptor", "StreamStreamClientInterceptor", "StreamUnaryClientInterceptor",
+        "UnaryStreamClientInterceptor", "UnaryUnaryClientInterceptor"),
+    "grpcpy._credentials": (
+        "AuthMetadataContext", "CallCredentials", "ChannelCredentials", "ServerCertificateConfiguration",
+        "ServerCredentials", "access_token_call_credentials", "composite_call_credentials",
+        "composite_channel_credentials", "dynamic_ssl_server_credentials", "insecure_server_credentials",
+        "local_channel_credentials", "local_server_credentials", "metadata_call_credentials",
+        "ssl_channel_credentials", "ssl_server_certificate_configuration", "ssl_server_credentials"),
+}
+_LAZY_MODULE = {name: module for module, names in _LAZY.items() for name in names}
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # what type checkers and IDEs see of those names (never run)
+    from grpcpy._credentials import (  # noqa: F401
+        AuthMetadataContext, CallCredentials, ChannelCredentials, ServerCertificateConfiguration, ServerCredentials,
+        access_token_call_credentials, composite_call_credentials, composite_channel_credentials,
+        dynamic_ssl_server_credentials, insecure_server_credentials, local_channel_credentials,
+        local_server_credentials, metadata_call_credentials, ssl_channel_credentials,
+        ssl_server_certificate_configuration, ssl_server_credentials)
+    from grpcpy._sync._interceptor import (  # noqa: F401
+        ServerInterceptor, StreamStreamClientInterceptor, StreamUnaryClientInterceptor, UnaryStreamClientInterceptor,
+        UnaryUnaryClientInterceptor)
+del TYPE_CHECKING
 
 
 def secure_channel(target, credentials, options=None, compression=None):
@@ -87,8 +105,40 @@ def install_as_grpc():
 
 
 def __getattr__(name):
+    import importlib
+    module = _LAZY_MODULE.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value     # later look-ups do not come here
+        return value
     # grpc.aio and grpc.experimental are reachable as attributes, as in grpcio
     if name in ("aio", "experimental", "_utilities"):
-        import importlib
         return importlib.import_module("grpcpy." + name)
     raise AttributeError("module 'grpcpy' has no attribute %r" % (name,))
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_MODULE))
+
+
+# grpcio's grpc.__all__, less what grpcpy does not implement yet (ALTS, xDS
+# and Compute Engine credentials; grpc.protos/services, which need
+# grpcio-tools at run time), plus grpcpy's own install_as_grpc.
+__all__ = (
+    "AuthMetadataContext", "AuthMetadataPlugin", "AuthMetadataPluginCallback", "Call", "CallCredentials",
+    "Channel", "ChannelConnectivity", "ChannelCredentials", "ClientCallDetails", "Compression", "Future",
+    "FutureCancelledError", "FutureTimeoutError", "GenericRpcHandler", "HandlerCallDetails",
+    "LocalConnectionType", "RpcContext", "RpcError", "RpcMethodHandler", "Server",
+    "ServerCertificateConfiguration", "ServerCredentials", "ServerInterceptor", "ServiceRpcHandler",
+    "ServicerContext", "Status", "StatusCode", "StreamStreamClientInterceptor", "StreamStreamMultiCallable",
+    "StreamUnaryClientInterceptor", "StreamUnaryMultiCallable", "UnaryStreamClientInterceptor",
+    "UnaryStreamMultiCallable", "UnaryUnaryClientInterceptor", "UnaryUnaryMultiCallable",
+    "access_token_call_credentials", "channel_ready_future", "composite_call_credentials",
+    "composite_channel_credentials", "dynamic_ssl_server_credentials", "insecure_channel",
+    "insecure_server_credentials", "intercept_channel", "local_channel_credentials", "local_server_credentials",
+    "metadata_call_credentials", "method_handlers_generic_handler", "secure_channel", "server",
+    "ssl_channel_credentials", "ssl_server_certificate_configuration", "ssl_server_credentials",
+    "stream_stream_rpc_method_handler", "stream_unary_rpc_method_handler", "unary_stream_rpc_method_handler",
+    "unary_unary_rpc_method_handler",
+    "install_as_grpc",
+)

@@ -1,11 +1,12 @@
 """The `grpcpy` command.
 
-    grpcpy demo [--calls N]
+    grpcpy demo [--calls N] [--loop uvloop|asyncio]
     grpcpy selfcheck [--seconds S]
 
 demo (the default): a grpcpy server and clients in one process on a free
 port; the four call types through the sync and the asyncio API, and how fast
-unary calls are (see grpcpy/demo.py).
+unary calls are (see grpcpy/demo.py). The asyncio side runs on uvloop when
+it is installed (as grpcpy.aio.run does), or on the loop --loop names.
 
 selfcheck: runs a gRPC request and response through every layer
 that exists so far - HPACK, the frame codec, message framing and two sans-IO
@@ -83,7 +84,7 @@ def check_core():
                     if ev.kind == c.CE_MESSAGE:
                         server.send_message(ev.call, ev.data[::-1])
                     elif ev.kind == c.CE_HALF_CLOSED:
-                        server.send_status(ev.call, 0, "")
+                        server.send_status(ev.call, c.SC_OK, "")
             if b:
                 for ev in client.receive_data(b):
                     if ev.kind == c.CE_MESSAGE:
@@ -129,10 +130,12 @@ def main(argv=None):
     ap.add_argument("command", nargs="?", default="demo", choices=["demo", "selfcheck"])
     ap.add_argument("--seconds", type=float, default=0.3, help="selfcheck: time per speed figure")
     ap.add_argument("--calls", type=int, default=2000, help="demo: unary calls to time per API")
+    ap.add_argument("--loop", choices=["uvloop", "asyncio"], default=None,
+                    help="demo: the event loop (default: uvloop when installed, unless GRPCPY_UVLOOP=0)")
     args = ap.parse_args(argv)
     if args.command == "demo":
         from grpcpy import demo
-        return demo.run(args.calls)
+        return demo.run(args.calls, use_uvloop=None if args.loop is None else args.loop == "uvloop")
     return selfcheck(args.seconds)
 
 

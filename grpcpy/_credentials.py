@@ -26,16 +26,9 @@ import collections
 import ipaddress
 import logging
 import os
-import shutil
 import socket
 import ssl
-import tempfile
 import threading
-
-from cryptography import x509 as _x509
-from cryptography.hazmat.primitives import serialization as _serialization
-from cryptography.x509.oid import NameOID as _NameOID
-from OpenSSL import SSL as _SSL
 
 from grpcpy import _types
 
@@ -44,6 +37,23 @@ _LOGGER = logging.getLogger("grpcpy.credentials")
 
 
 # -- PEM handling (pyOpenSSL) ---------------------------------------------------------
+
+# cryptography and pyOpenSSL are imported when a certificate is first
+# handled, not with grpcpy: together they take longer to import than the
+# rest of grpcpy, and an insecure channel or server never needs them.
+_x509 = _serialization = _NameOID = _SSL = _SAN_KINDS = None
+
+
+def _crypto():
+    global _x509, _serialization, _NameOID, _SSL, _SAN_KINDS
+    if _SAN_KINDS is None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.x509.oid import NameOID
+        from OpenSSL import SSL
+        _x509, _serialization, _NameOID, _SSL = x509, serialization, NameOID, SSL
+        _SAN_KINDS = ((x509.DNSName, "dns"), (x509.UniformResourceIdentifier, "uri"), (x509.RFC822Name, "email"))
+
 
 def _as_bytes(value, what):
     if value is None:
@@ -56,6 +66,7 @@ def _as_bytes(value, what):
 
 
 def _check_certificates(pem, what):
+    _crypto()
     try:
         _x509.load_pem_x509_certificates(pem)
     except ValueError as exc:
@@ -65,6 +76,7 @@ def _check_certificates(pem, what):
 def _check_key_pair(private_key, certificate_chain):
     """Both parse and the key belongs to the (first) certificate (checked
     by OpenSSL through pyOpenSSL)."""
+    _crypto()
     try:
         key = _serialization.load_pem_private_key(private_key, password=None)
     except (ValueError, TypeError) as exc:
@@ -83,7 +95,6 @@ def _check_key_pair(private_key, certificate_chain):
 
 
 OTHER_SAN = "other types of SAN"   # grpcio's text for the kinds of name it does not spell out
-_SAN_KINDS = ((_x509.DNSName, "dns"), (_x509.UniformResourceIdentifier, "uri"), (_x509.RFC822Name, "email"))
 
 
 def certificate_names(der):
@@ -92,6 +103,7 @@ def certificate_names(der):
     name ("" when it has none); alternative names in certificate order, of
     kind "dns", "uri", "email", "ip" (inet_ntop text) or None (any other
     kind, text OTHER_SAN)."""
+    _crypto()
     cert = _x509.load_der_x509_certificate(der)
     names = cert.subject.get_attributes_for_oid(_NameOID.COMMON_NAME)
     cn = names[0].value if names else ""
@@ -141,6 +153,8 @@ def _load_chain(ctx, certificate_chain, private_key):
         finally:
             for fd in fds:
                 os.close(fd)
+    import shutil   # the fallback only: most systems never import these here
+    import tempfile
     folder = tempfile.mkdtemp(prefix="grpcpy-")
     try:
         paths = []

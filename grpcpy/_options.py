@@ -60,12 +60,77 @@ class ServerOptions(_Options):
         return config
 
 
+def _seconds(opts, name, default, floor):
+    """A grpcio milliseconds option in seconds, never below ``floor``."""
+    value = opts.get(name)
+    if value is None:
+        return default
+    return max(floor, int(value) / 1000.0)
+
+
 class ChannelOptions(_Options):
+    """Every channel option grpcpy reads, parsed once per channel.
+
+    Reconnection backoff (doc/connection-backoff.md), in seconds, with
+    grpcio's 100 ms floor: grpc.initial_reconnect_backoff_ms (1 s),
+    grpc.max_reconnect_backoff_ms (120 s), grpc.min_reconnect_backoff_ms (the
+    minimum connect timeout, 20 s), grpc.testing.fixed_reconnect_backoff_ms
+    (no growth, no jitter). grpc.dns_min_time_between_resolutions_ms (30 s).
+    grpc.lb_policy_name, and the loadBalancingConfig of grpc.service_config
+    (JSON): the policy names in order of preference. A service config that is
+    not valid JSON is kept as ``service_config_error``, which fails every call
+    of the channel (grpcio fails them INVALID_ARGUMENT).
+    """
+
     def __init__(self, options, compression=None):
         super().__init__(options, compression)
         opts = self.raw
         self.user_agent = opts.get("grpc.primary_user_agent")
         self.default_authority = opts.get("grpc.default_authority")
+        self.ssl_target_name_override = opts.get("grpc.ssl_target_name_override")
+        fixed = opts.get("grpc.testing.fixed_reconnect_backoff_ms")
+        self.fixed_reconnect_backoff = None if fixed is None else max(0.1, int(fixed) / 1000.0)
+        self.initial_reconnect_backoff = _seconds(opts, "grpc.initial_reconnect_backoff_ms", 1.0, 0.1)
+        self.max_reconnect_backoff = _seconds(opts, "grpc.max_reconnect_backoff_ms", 120.0, 0.1)
+        self.min_reconnect_backoff = _seconds(opts, "grpc.min_reconnect_backoff_ms", 20.0, 0.1)
+        self.dns_min_time_between_resolutions = _seconds(
+            opts, "grpc.dns_min_time_between_resolutions_ms", 30.0, 0.0)
+        self.lb_policy_name = opts.get("grpc.lb_policy_name")
+        self.lb_config_names = None     # from the service config: policy names, first choice first
+        self.service_config_error = None
+        config = opts.get("grpc.service_config")
+        if config:
+            self._parse_service_config(config)
+
+    @classmethod
+    def of(cls, options):
+        """``options`` as ChannelOptions (grpcio's pairs, a dict, None, or already parsed)."""
+        return options if isinstance(options, cls) else cls(options)
+
+    def _parse_service_config(self, text):
+        import json
+        try:
+            config = json.loads(text)
+            if not isinstance(config, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            self.service_config_error = "JSON parsing failed: %s" % exc
+            return
+        lb = config.get("loadBalancingConfig")
+        if isinstance(lb, list):
+            self.lb_config_names = [name for entry in lb if isinstance(entry, dict) for name in entry]
+        elif isinstance(config.get("loadBalancingPolicy"), str):   # the older field
+            self.lb_config_names = [config["loadBalancingPolicy"].lower()]
+
+
+def set_nodelay(sock):
+    """TCP_NODELAY on a connected inet socket (both facades, both roles): a
+    gRPC message is written whole, Nagle would only delay its last segment."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
 
 
 # -- listening sockets ------------------------------------------------------------

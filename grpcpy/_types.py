@@ -28,26 +28,33 @@ class _GrpcioComparable(enum.Enum):
         return hash(self._name_)
 
 
+def _status_value(number):
+    """grpcio's value for a status code: (number, lower-case words of the
+    name), from the core's StatusCodeNumber, where the numbers are defined."""
+    number = _cext.StatusCodeNumber(number)
+    return (int(number), number.name[3:].lower().replace("_", " "))
+
+
 class StatusCode(_GrpcioComparable):
     """gRPC status codes; values are grpcio's (number, name) tuples."""
 
-    OK = (0, "ok")
-    CANCELLED = (1, "cancelled")
-    UNKNOWN = (2, "unknown")
-    INVALID_ARGUMENT = (3, "invalid argument")
-    DEADLINE_EXCEEDED = (4, "deadline exceeded")
-    NOT_FOUND = (5, "not found")
-    ALREADY_EXISTS = (6, "already exists")
-    PERMISSION_DENIED = (7, "permission denied")
-    RESOURCE_EXHAUSTED = (8, "resource exhausted")
-    FAILED_PRECONDITION = (9, "failed precondition")
-    ABORTED = (10, "aborted")
-    OUT_OF_RANGE = (11, "out of range")
-    UNIMPLEMENTED = (12, "unimplemented")
-    INTERNAL = (13, "internal")
-    UNAVAILABLE = (14, "unavailable")
-    DATA_LOSS = (15, "data loss")
-    UNAUTHENTICATED = (16, "unauthenticated")
+    OK = _status_value(_cext.SC_OK)
+    CANCELLED = _status_value(_cext.SC_CANCELLED)
+    UNKNOWN = _status_value(_cext.SC_UNKNOWN)
+    INVALID_ARGUMENT = _status_value(_cext.SC_INVALID_ARGUMENT)
+    DEADLINE_EXCEEDED = _status_value(_cext.SC_DEADLINE_EXCEEDED)
+    NOT_FOUND = _status_value(_cext.SC_NOT_FOUND)
+    ALREADY_EXISTS = _status_value(_cext.SC_ALREADY_EXISTS)
+    PERMISSION_DENIED = _status_value(_cext.SC_PERMISSION_DENIED)
+    RESOURCE_EXHAUSTED = _status_value(_cext.SC_RESOURCE_EXHAUSTED)
+    FAILED_PRECONDITION = _status_value(_cext.SC_FAILED_PRECONDITION)
+    ABORTED = _status_value(_cext.SC_ABORTED)
+    OUT_OF_RANGE = _status_value(_cext.SC_OUT_OF_RANGE)
+    UNIMPLEMENTED = _status_value(_cext.SC_UNIMPLEMENTED)
+    INTERNAL = _status_value(_cext.SC_INTERNAL)
+    UNAVAILABLE = _status_value(_cext.SC_UNAVAILABLE)
+    DATA_LOSS = _status_value(_cext.SC_DATA_LOSS)
+    UNAUTHENTICATED = _status_value(_cext.SC_UNAUTHENTICATED)
 
 
 STATUS_BY_NUMBER = {code.value[0]: code for code in StatusCode}
@@ -326,10 +333,14 @@ def metadata_to_wire(metadata):
     return _cext.encode_metadata(metadata)
 
 
-# -- status codes of the core ---------------------------------------------
+# -- errors ------------------------------------------------------------------
 
-SC_OK = _cext.SC_OK
+class BaseError(Exception):
+    """Base of the errors grpcpy raises for its own reasons rather than an
+    RPC's status (grpc.aio.BaseError, exported by grpcpy.aio)."""
 
 
-class UsageError(RuntimeError):
-    """The API was used in a way it does not allow."""
+class UsageError(BaseError, RuntimeError):
+    """The API was used in a way it does not allow. The one class behind
+    grpcpy.aio.UsageError (a BaseError, as grpc.aio's is) and
+    grpcpy.experimental.UsageError; also a RuntimeError."""

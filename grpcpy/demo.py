@@ -57,15 +57,16 @@ def _methods(channel):
 
 
 class _ServerThread(threading.Thread):
-    def __init__(self):
+    def __init__(self, use_uvloop=None):
         super().__init__(name="demo-server", daemon=True)
+        self.use_uvloop = use_uvloop
         self.port = None
         self.ready = threading.Event()
         self.loop = None
         self._stop_event = None
 
     def run(self):
-        asyncio.run(self._main())
+        grpcpy.aio.run(self._main(), use_uvloop=self.use_uvloop)
 
     async def _main(self):
         self.loop = asyncio.get_running_loop()
@@ -126,8 +127,9 @@ async def aio_client(target, calls, out):
         out("aio   unary, 64 in flight: " + _rate(n, time.perf_counter() - start))
 
 
-def run(calls=2000, out=print):
-    server = _ServerThread()
+def run(calls=2000, out=print, use_uvloop=None):
+    """use_uvloop: as for grpcpy.aio.run (None: uvloop when it is installed)."""
+    server = _ServerThread(use_uvloop)
     server.start()
     if not server.ready.wait(10):
         raise RuntimeError("the demo server did not start")
@@ -136,7 +138,7 @@ def run(calls=2000, out=print):
         grpcpy.__version__, target, type(server.loop).__module__.split(".")[0]))
     try:
         sync_client(target, calls, out)
-        asyncio.run(aio_client(target, calls, out))
+        grpcpy.aio.run(aio_client(target, calls, out), use_uvloop=use_uvloop)
     finally:
         server.stop()
     out("demo finished: every call type worked through both APIs")

@@ -9,8 +9,8 @@ Implementations (server and client of the same implementation, in separate
 processes, on 127.0.0.1, each on a free port; messages are raw bytes with no
 serializers everywhere):
   grpcpy-sync          grpcpy's threaded API (server on a 32-thread pool)
-  grpcpy-aio-uvloop    grpcpy.aio on uvloop (its default)
-  grpcpy-aio-asyncio   grpcpy.aio on asyncio's own loop (GRPCPY_UVLOOP=0)
+  grpcpy-aio-uvloop    grpcpy.aio on uvloop (as grpcpy.aio.run chooses when installed)
+  grpcpy-aio-asyncio   grpcpy.aio on asyncio's own loop
   grpcio-sync          grpc (server on a 32-thread pool)
   grpcio-aio           grpc.aio (on asyncio's loop, as grpc.aio runs)
   grpclib              grpclib on uvloop, handlers without code generation
@@ -240,7 +240,6 @@ class Implementation:
         self.verified = False
         self.env = dict(os.environ)
         self.env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
-        self.env["GRPCPY_UVLOOP"] = "0" if name == "grpcpy-aio-asyncio" else "1"
 
     @property
     def target(self):

@@ -69,19 +69,26 @@ def loop_name(loop):
     return type(loop).__module__.split(".")[0]
 
 
+# The event loop each asyncio implementation runs on (bench.py's labels say it).
+LOOP_OF = {"grpcpy-aio-uvloop": "uvloop", "grpcpy-aio-asyncio": "asyncio", "grpcio-aio": "asyncio",
+           "grpclib": "uvloop", "raw-floor": "uvloop"}
+
+
 def new_loop(impl):
     """The event loop each implementation runs on."""
-    if impl == "grpcpy-aio-asyncio":
-        import grpcpy.aio
-        grpcpy.aio.use_uvloop(False)
-        return asyncio.SelectorEventLoop()
-    if impl == "grpcpy-aio-uvloop":
-        import grpcpy.aio  # noqa: F401 - grpcpy.aio installs uvloop's policy by default
-        return asyncio.new_event_loop()
-    if impl in ("grpclib", "raw-floor"):
-        import uvloop
+    if LOOP_OF[impl] == "uvloop":
+        import uvloop   # ImportError, not a silent asyncio loop, when it is missing
         return uvloop.new_event_loop()
-    return asyncio.new_event_loop()      # grpcio-aio: grpc.aio on asyncio's own loop
+    return asyncio.SelectorEventLoop()
+
+
+def running_loop_name(impl):
+    """The running loop's name, checked against the implementation's label:
+    a sample or server on the wrong loop fails instead of being reported."""
+    name = loop_name(asyncio.get_running_loop())
+    if name != LOOP_OF[impl]:
+        raise RuntimeError("%s runs on %s, not %s" % (impl, name, LOOP_OF[impl]))
+    return name
 
 
 # ---------------------------------------------------------------------------
@@ -159,7 +166,6 @@ def serve_sync(impl):
 
 
 async def serve_aio(impl):
-    loop = asyncio.get_running_loop()
     if impl.startswith("grpcpy"):
         import grpcpy
         import grpcpy.aio as aio
@@ -172,7 +178,7 @@ async def serve_aio(impl):
     server.add_generic_rpc_handlers((handlers,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    reply({"port": port, "loop": loop_name(loop), "pid": os.getpid()})
+    reply({"port": port, "loop": running_loop_name(impl), "pid": os.getpid()})
     await asyncio.Event().wait()
 
 
@@ -221,12 +227,11 @@ class GrpclibService:
 
 async def serve_grpclib(impl):
     from grpclib.server import Server
-    loop = asyncio.get_running_loop()
     server = Server([GrpclibService()], codec=grpclib_codec())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     await server.start(sock=sock)
-    reply({"port": sock.getsockname()[1], "loop": loop_name(loop), "pid": os.getpid()})
+    reply({"port": sock.getsockname()[1], "loop": running_loop_name(impl), "pid": os.getpid()})
     await asyncio.Event().wait()
 
 
@@ -292,7 +297,7 @@ class RawServerProtocol(asyncio.Protocol):
 async def serve_raw(impl):
     loop = asyncio.get_running_loop()
     server = await loop.create_server(RawServerProtocol, "127.0.0.1", 0)
-    reply({"port": server.sockets[0].getsockname()[1], "loop": loop_name(loop), "pid": os.getpid()})
+    reply({"port": server.sockets[0].getsockname()[1], "loop": running_loop_name(impl), "pid": os.getpid()})
     await asyncio.Event().wait()
 
 
@@ -509,6 +514,7 @@ async def raw_ops(impl, target):
 
 
 async def aio_sample(impl, cmd):
+    running_loop_name(impl)
     make = {"grpclib": grpclib_ops, "raw-floor": raw_ops}.get(impl, grpc_aio_ops)
     ops = await make(impl, cmd["target"])
     try:
@@ -794,8 +800,6 @@ def main(argv):
     threading.Thread(target=watch_parent, name="watch-parent", daemon=True).start()
     if impl not in IMPLS:
         raise SystemExit("unknown implementation %r (one of %s)" % (impl, ", ".join(IMPLS)))
-    if impl == "grpcpy-aio-asyncio":
-        os.environ["GRPCPY_UVLOOP"] = "0"
     {"server": run_server, "client": run_client}[role](impl)
 
 

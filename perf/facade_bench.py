@@ -132,13 +132,8 @@ def main():
     parser.add_argument("--asyncio", action="store_true", help="plain asyncio instead of uvloop")
     parser.add_argument("--profile", action="store_true", help="cProfile the timed calls")
     args = parser.parse_args()
-    if args.asyncio:
-        os.environ["GRPCPY_UVLOOP"] = "0"
-        runner = asyncio.run
-    else:
-        import uvloop
-        runner = uvloop.run
-    results = runner(run(args.calls, args.rounds, args.profile))
+    import grpcpy.aio
+    results = grpcpy.aio.run(run(args.calls, args.rounds, args.profile), use_uvloop=not args.asyncio)
     wall = statistics.median(r[0] for r in results) * 1e6
     cpu = statistics.median(r[1] for r in results) * 1e6
     spread = "%.1f-%.1f" % (min(r[0] for r in results) * 1e6, max(r[0] for r in results) * 1e6)

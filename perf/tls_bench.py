@@ -37,6 +37,15 @@ def _mods(impl):
     return grpc, grpc.aio
 
 
+def _run(impl, coro):
+    """grpcpy.aio runs on uvloop (as the results say: ImportError without
+    it), grpc.aio on asyncio's own loop."""
+    if impl.startswith("grpcpy"):
+        import grpcpy.aio
+        return grpcpy.aio.run(coro, use_uvloop=True)
+    return asyncio.run(coro)
+
+
 def _creds_files():
     import trustme
     ca = trustme.CA()
@@ -80,7 +89,7 @@ def serve(impl, folder):
             print(port, flush=True)
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
             await server.stop(None)
-        asyncio.run(main())
+        _run(impl, main())
     else:
         from concurrent import futures
         server = mod.server(futures.ThreadPoolExecutor(4), options=[
@@ -119,7 +128,7 @@ def client(impl, folder, port, scenario, duration):
                     await call(msg)
                     n += 1
                 return n / (time.perf_counter() - t0)
-        rate = asyncio.run(main())
+        rate = _run(impl, main())
     else:
         if plain:
             channel = mod.insecure_channel(target, options=options)

@@ -45,6 +45,9 @@ import ssl
 import threading
 import time
 
+from grpcpy._context import format_peer
+from grpcpy._options import set_nodelay
+
 _LOGGER = logging.getLogger("grpcpy.sync")
 _INF = float("inf")
 # Bytes read per recv: from 64 KiB, doubled whenever a read fills it, up to
@@ -142,7 +145,7 @@ class SyncConnection:
         self.sock = sock
         self.lock = threading.Lock()
         self.closed = False
-        self.peer = format_peer(sock)
+        self.peer = _format_peer(sock)
         self._rbuf = None               # receive buffer (I/O thread only)
         self._rsize = _RECV_MIN         # bytes asked of each recv
         self._dbuf = None               # the buffer last read into (TLS decrypts into it)
@@ -157,11 +160,7 @@ class SyncConnection:
         self._sleep_until = _INF
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         sock.setblocking(False)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        set_nodelay(sock)
 
     def start(self):
         with self.lock:
@@ -232,6 +231,9 @@ class SyncConnection:
         if events:
             self.dispatch(events)
         self.flush_locked()
+
+    # the call layer's name for it (grpcpy._rpc acts with the lock held)
+    after_action = after_action_locked
 
     def wait_writable_locked(self, timeout=None):
         """Wait while too much output is queued for the socket."""
@@ -493,14 +495,9 @@ def _linger_close(sock, timeout=1.0):
     threading.Thread(target=drain, name="grpcpy-linger", daemon=True).start()
 
 
-def format_peer(sock):
+def _format_peer(sock):
     try:
         addr = sock.getpeername()
     except OSError:
-        return "unknown"
-    if sock.family == socket.AF_INET:
-        return "ipv4:%s:%d" % (addr[0], addr[1])
-    if sock.family == socket.AF_INET6:
-        return "ipv6:%%5B%s%%5D:%d" % (addr[0], addr[1])
-    return "unix:%s" % (addr or "")
-
+        addr = None
+    return format_peer(sock.family, addr)

@@ -13,53 +13,28 @@ every 10 seconds, naming the busy and waiting counts. To refuse calls instead
 of queueing them, pass maximum_concurrent_rpcs: calls beyond it end at once
 with RESOURCE_EXHAUSTED.
 """
-import collections
 import logging
 import socket
 import ssl
 import threading
 import time
 
-from grpcpy import _cext, _credentials, _types
-from grpcpy._context import PeerInfo
+from grpcpy import _credentials, _types
 from grpcpy._options import ServerOptions, bind_sockets
+from grpcpy._rpc import server as _rules
+from grpcpy._rpc.events import dispatch_server
 from grpcpy._sync._conn import SyncConnection, tls_handshake
+from grpcpy import _cext
 
 _LOGGER = logging.getLogger("grpcpy.server")
-_ServerCall = _cext.ServerCall
-CE_CALL_STARTED = _cext.CE_CALL_STARTED
-CE_MESSAGE = _cext.CE_MESSAGE
-CE_HALF_CLOSED = _cext.CE_HALF_CLOSED
-CE_CALL_ENDED = _cext.CE_CALL_ENDED
-CE_WRITE_READY = _cext.CE_WRITE_READY
-Metadatum = _types.Metadatum
 _EOF = object()
 monotonic = time.monotonic
 _NO_DEADLINE = float(2 ** 63 - 1)
+CallFailed = _rules.CallFailed
 
 
 class _Abort(Exception):
     """Raised by context.abort(); ends the handler with the chosen status."""
-
-
-class _Fail(Exception):
-    """A call ends with a status the server chose (e.g. a message that
-    cannot be (de)serialized), as grpcio ends it."""
-
-    def __init__(self, code, details):
-        Exception.__init__(self, details)
-        self.code = code
-        self.details = details
-
-
-def _deserialize(deserializer, raw):
-    if deserializer is None:
-        return raw
-    try:
-        return deserializer(raw)
-    except Exception:
-        _LOGGER.exception("Exception deserializing request!")
-        raise _Fail(_types.StatusCode.INTERNAL, "Exception deserializing request!")
 
 
 class _ServerConnection(SyncConnection):
@@ -71,69 +46,29 @@ class _ServerConnection(SyncConnection):
         self.server = server
         self.auth_context = {}
 
-    def dispatch(self, events):
-        for ev in events:
-            kind = ev.kind
-            target = ev.call
-            if type(target) is _ServerCall:
-                if kind == CE_CALL_STARTED:
-                    self.server._call_started(self, target)
-                    continue
-                target = target.user
-                if target is None:
-                    continue
-            if kind == CE_MESSAGE:
-                target._on_message(ev.data, ev.value)
-            elif kind == CE_HALF_CLOSED:
-                target._on_half_close()
-            elif kind == CE_CALL_ENDED:
-                target._on_end(ev.code, ev.details)
-            elif kind == CE_WRITE_READY:
-                target._cond.notify_all()
+    dispatch = dispatch_server
 
     def lost_locked(self):
         self.server._connection_gone(self)
 
 
-class ServicerContext(PeerInfo, _types.ServicerContext):
-    """The handler's view of its call (grpc.ServicerContext)."""
+class ServicerContext(_rules.CallContext, _types.ServicerContext):
+    """The handler's view of its call (grpc.ServicerContext). The I/O
+    thread delivers events under the connection's lock; the handler waits
+    on a Condition sharing that lock."""
 
-    def __init__(self, conn, call):
-        self._conn = conn
-        self._peer_source = conn
-        self._core = conn.core
-        self._call = call
+    def __init__(self, conn, call, handler):
+        _rules.CallContext.__init__(self, conn, call, handler)
         self._cond = threading.Condition(conn.lock)
-        self._messages = collections.deque()
-        self._half_closed = call.half_closed
-        self._finished = False
-        self._cancelled = False
-        self._code = None
-        self._details = None
-        self._trailing = None
         self._callbacks = []
-        self._metadata = None
-        self._handler = None
 
-    # -- events (I/O thread, lock held) -----------------------------------------
+    # -- facade hooks (lock held) ------------------------------------------------
 
-    def _on_message(self, data, wire):
-        self._messages.append((data, wire))
+    def _wake(self):
         self._cond.notify_all()
 
-    def _on_half_close(self):
-        self._half_closed = True
-        self._cond.notify_all()
-
-    def _on_end(self, code, details):
-        if self._finished:
-            return
-        self._finished = True
-        self._cancelled = True
-        self._code = _types.status_from_number(code)
-        self._details = details
-        self._cond.notify_all()
-        callbacks, self._callbacks = self._callbacks, []
+    def _ended(self):
+        callbacks, self._callbacks = self._callbacks, None
         if callbacks:
             # never run application code on the I/O thread under the lock
             threading.Thread(target=_run_callbacks, args=(callbacks,), daemon=True).start()
@@ -142,25 +77,22 @@ class ServicerContext(PeerInfo, _types.ServicerContext):
 
     def _read_raw(self):
         with self._cond:
-            while not self._messages:
+            while True:
+                data = self._take_message()
+                if data is not None:
+                    return data
                 if self._half_closed or self._finished:
                     return _EOF
                 self._cond.wait()
-            data, wire = self._messages.popleft()
-            if not self._finished:
-                self._core.message_consumed(self._call, wire)
-                self._conn.flush_locked()
-            return data
 
     def _request_iterator(self):
-        deserializer = self._handler.request_deserializer
         while True:
             raw = self._read_raw()
             if raw is _EOF:
                 return
             try:
-                request = _deserialize(deserializer, raw)
-            except _Fail as fail:
+                request = self._deserialize(raw)
+            except CallFailed as fail:
                 # the handler sees the call end, as with grpcio
                 self._finish(fail.code, fail.details)
                 return
@@ -169,25 +101,24 @@ class ServicerContext(PeerInfo, _types.ServicerContext):
     # -- responses -------------------------------------------------------------------
 
     def _write(self, message):
-        payload = _serialize(self._handler.response_serializer, message)
+        payload = self._serialize(message)
         with self._cond:
             if self._finished:
                 return False
-            self._core.send_message(self._call, payload)
-            self._conn.after_action_locked()
-            while not self._finished and self._core.write_pending(self._call):
-                self._cond.wait()
+            if self._send(payload):
+                while not self._finished and self._core.write_pending(self._call):
+                    self._cond.wait()
             self._conn.wait_writable_locked()
         return not self._finished
 
     def _finish(self, code, details):
         with self._cond:
-            if self._finished:
-                return
-            self._finished = True
-            self._core.send_status(self._call, _types.status_number(code), details or "", self._trailing)
-            self._conn.after_action_locked()
-            callbacks, self._callbacks = self._callbacks, []
+            callbacks = self._send_status(code, details)
+        _run_callbacks(callbacks)
+
+    def _finish_unary(self, response):
+        with self._cond:
+            callbacks = self._respond(response)
         _run_callbacks(callbacks)
 
     # -- grpc.ServicerContext ------------------------------------------------------------
@@ -198,64 +129,34 @@ class ServicerContext(PeerInfo, _types.ServicerContext):
 
     def send_initial_metadata(self, initial_metadata):
         with self._cond:
-            if self._call.headers_sent:
+            if not self._send_initial_metadata(initial_metadata):
                 raise ValueError("initial metadata was already sent")
-            if not self._finished:
-                self._core.send_initial_metadata(self._call, tuple(initial_metadata))
-                self._conn.after_action_locked()
-
-    def set_trailing_metadata(self, trailing_metadata):
-        self._trailing = tuple(trailing_metadata)
 
     def trailing_metadata(self):
         return self._trailing
 
     def abort(self, code, details):
-        if _types.status_number(code) == 0:
-            _LOGGER.error("abort() called with StatusCode.OK; returning UNKNOWN")
-            code = _types.StatusCode.UNKNOWN
-            details = ""
-        self._code = code
-        self._details = details
+        self._set_abort(code, details)
         raise _Abort()
 
     def abort_with_status(self, status):
         self._trailing = tuple(getattr(status, "trailing_metadata", ()) or ())
         self.abort(status.code, status.details)
 
-    def set_code(self, code):
-        self._code = code
-
-    def set_details(self, details):
-        self._details = details
-
-    def code(self):
-        return self._code
-
     def details(self):
         return self._details
 
-    def disable_next_message_compression(self):
-        self._call.compress_next = False
-
-    def is_active(self):
-        return not self._finished
-
     def time_remaining(self):
-        deadline = self._call.deadline
-        if deadline == float("inf"):
+        remaining = self._time_remaining(monotonic())
+        if remaining is None:
             # grpcio: a finite, enormous number (its infinite deadline is the
             # largest 64-bit count of seconds), so min()/arithmetic still work
             return _NO_DEADLINE - time.time()
-        return max(0.0, deadline - monotonic())
+        return remaining
 
     def cancel(self):
         with self._cond:
-            if self._finished:
-                return
-            self._core.cancel_by_application(self._call)
-            self._conn.after_action_locked()
-            self._on_end(_cext.SC_CANCELLED, "CANCELLED")
+            self._cancel_by_handler()
 
     def add_callback(self, callback):
         with self._cond:
@@ -266,6 +167,8 @@ class ServicerContext(PeerInfo, _types.ServicerContext):
 
 
 def _run_callbacks(callbacks):
+    if not callbacks:
+        return
     for cb in callbacks:
         try:
             cb()
@@ -273,21 +176,10 @@ def _run_callbacks(callbacks):
             _LOGGER.exception("callback raised")
 
 
-def _serialize(serializer, message):
-    # grpcio: a response that cannot be serialized (None included, e.g. a
-    # handler that forgot to return) ends the call INTERNAL
-    try:
-        payload = message if serializer is None else serializer(message)
-    except Exception:
-        _LOGGER.exception("Exception serializing message!")
-        payload = None
-    if payload is None:
-        raise _Fail(_types.StatusCode.INTERNAL, "Failed to serialize response!")
-    return payload
-
-
-class Server:
+class Server(_rules.ServerRules):
     """grpc.Server."""
+
+    _context_class = ServicerContext
 
     def __init__(self, thread_pool, generic_handlers=None, interceptors=None, options=None,
                  maximum_concurrent_rpcs=None, compression=None):
@@ -295,12 +187,8 @@ class Server:
             raise ValueError("a thread pool (e.g. concurrent.futures.ThreadPoolExecutor) is required")
         self._pool = thread_pool
         self._options = ServerOptions(options, compression)
-        self._handlers = list(generic_handlers or ())
-        self._registered = {}
-        self._interceptors = list(interceptors or ())
-        self._max_rpcs = maximum_concurrent_rpcs
+        self._init_rules(generic_handlers, interceptors, maximum_concurrent_rpcs)
         self._lock = threading.Lock()
-        self._active = set()
         self._busy = 0
         self._waiting = 0
         self._warned_at = 0.0
@@ -313,14 +201,6 @@ class Server:
         self._workers = getattr(thread_pool, "_max_workers", None)
 
     # -- configuration --------------------------------------------------------------
-
-    def add_generic_rpc_handlers(self, generic_rpc_handlers):
-        for handler in generic_rpc_handlers:
-            self._handlers.append(handler)
-
-    def add_registered_method_handlers(self, service_name, method_handlers):
-        for method, handler in method_handlers.items():
-            self._registered[_types.fully_qualified_method(service_name, method)] = handler
 
     def add_insecure_port(self, address):
         if self._state != "new":
@@ -484,16 +364,10 @@ class Server:
 
     def _call_started(self, conn, call):
         """I/O thread, connection lock held."""
-        core = conn.core
         with self._lock:
-            if self._state != "started":
-                core.send_status(call, _cext.SC_UNAVAILABLE, "server is shutting down")
-                return
-            if self._max_rpcs is not None and len(self._active) >= self._max_rpcs:
-                core.send_status(call, _cext.SC_RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
-                return
-            ctx = ServicerContext(conn, call)
-            self._active.add(ctx)
+            ctx = _rules.ServerRules._call_started(self, conn, call)
+            if ctx is None:
+                return None
             self._waiting += 1
             if self._workers is not None and self._busy >= self._workers:
                 now = monotonic()
@@ -503,31 +377,21 @@ class Server:
                         "all %d worker threads are busy; %d call(s) wait for a worker. Long-lived streams hold "
                         "a worker each: use a larger thread pool, or maximum_concurrent_rpcs to refuse calls "
                         "instead of queueing them", self._workers, self._waiting)
-        core.accept_call(call, ctx)
+        return ctx
+
+    def _run_handler(self, ctx):
+        """I/O thread, connection lock held: the handler runs in the pool."""
         try:
             self._pool.submit(self._run, ctx)
         except RuntimeError:   # the pool was shut down
             with self._lock:
                 self._active.discard(ctx)
                 self._waiting -= 1
-            core.send_status(call, _cext.SC_UNAVAILABLE, "server is shutting down")
+            ctx._send_status(_types.StatusCode.UNAVAILABLE, _rules.SHUTTING_DOWN)
 
-    def _lookup(self, method, ctx):
-        handler = self._registered.get(method)
-        if handler is not None and not self._interceptors:
-            return handler
-        details = _types.handler_call_details(method, ctx.invocation_metadata())
-
-        def terminal(handler_call_details):
-            found = self._registered.get(handler_call_details.method)
-            if found is None:
-                for generic in self._handlers:
-                    found = generic.service(handler_call_details)
-                    if found is not None:
-                        break
-            return found
-
-        continuation = terminal
+    def _intercepted_lookup(self, ctx):
+        details = _types.handler_call_details(ctx._call.method, ctx.invocation_metadata())
+        continuation = self._lookup
         for interceptor in reversed(self._interceptors):
             continuation = _bind(interceptor, continuation)
         return continuation(details)
@@ -539,35 +403,27 @@ class Server:
         try:
             if ctx._finished:
                 return
-            handler = self._lookup(ctx._call.method, ctx)
+            handler = ctx._handler
             if handler is None:
-                ctx._finish(_types.StatusCode.UNIMPLEMENTED, "Method not found!")
-                return
-            ctx._handler = handler
+                handler = self._intercepted_lookup(ctx)
+                if handler is None:
+                    ctx._finish(_types.StatusCode.UNIMPLEMENTED, _rules.NOT_FOUND)
+                    return
+                with ctx._cond:
+                    ctx._set_handler(handler)
             self._invoke(ctx, handler)
         except _Abort:
-            ctx._finish(ctx._code or _types.StatusCode.UNKNOWN, ctx._details)
-        except _Fail as fail:
+            ctx._finish(ctx._code, ctx._details)
+        except CallFailed as fail:
             ctx._finish(fail.code, fail.details)
         except _IteratingResponses as wrapped:
-            self._handler_failed(ctx, wrapped.__cause__, "Exception iterating responses: %s")
+            ctx._handler_failed(wrapped.__cause__, _rules.ITERATING_FAILED)
         except Exception as exc:
-            self._handler_failed(ctx, exc, "Exception calling application: %s")
+            ctx._handler_failed(exc, _rules.CALLING_FAILED)
         finally:
             with self._lock:
                 self._busy -= 1
                 self._active.discard(ctx)
-
-    @staticmethod
-    def _handler_failed(ctx, exc, template):
-        if ctx._finished:
-            return
-        _LOGGER.error(template, exc, exc_info=exc)
-        if ctx._code is not None and _types.status_number(ctx._code) != 0:
-            # the handler chose a status before raising: it stands (grpcio)
-            ctx._finish(ctx._code, ctx._details)
-        else:
-            ctx._finish(_types.StatusCode.UNKNOWN, template % (exc,))
 
     def _invoke(self, ctx, handler):
         if handler.request_streaming:
@@ -576,21 +432,12 @@ class Server:
             raw = ctx._read_raw()
             if raw is _EOF:
                 if not ctx._finished:
-                    ctx._finish(_types.StatusCode.INTERNAL, "Expected one request message, got none")
+                    ctx._finish(*ctx._missing_request_status())
                 return
-            request = _deserialize(handler.request_deserializer, raw)
+            request = ctx._deserialize(raw)
         if not handler.response_streaming:
             behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
-            response = behavior(request, ctx)
-            if ctx._finished:
-                return
-            code = ctx._code if ctx._code is not None else _types.StatusCode.OK
-            if _types.status_number(code) == 0:
-                payload = _serialize(handler.response_serializer, response)
-                with ctx._cond:
-                    if not ctx._finished:
-                        ctx._core.send_message(ctx._call, payload)
-            ctx._finish(code, ctx._details)
+            ctx._finish_unary(behavior(request, ctx))
             return
         behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
         responses = behavior(request, ctx)
@@ -601,14 +448,14 @@ class Server:
                     response = next(iterator)
                 except StopIteration:
                     break
-                except (_Abort, _Fail):
+                except (_Abort, CallFailed):
                     raise
                 except Exception as exc:
                     raise _IteratingResponses() from exc
                 if not ctx._write(response):
                     break
         if not ctx._finished:
-            ctx._finish(ctx._code if ctx._code is not None else _types.StatusCode.OK, ctx._details)
+            ctx._finish(*ctx._final_status())
 
 
 class _IteratingResponses(Exception):

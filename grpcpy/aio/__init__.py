@@ -1,21 +1,63 @@
 """grpcpy.aio: the asyncio API, compatible with grpc.aio.
 
-uvloop: when the uvloop package is installed, importing grpcpy.aio makes it
-the event loop policy (only if the application has not chosen a policy of
-its own), because its transports cut the per-call cost of the I/O glue.
-Opt out with the environment variable GRPCPY_UVLOOP=0, or call
-grpcpy.aio.use_uvloop(False) before the loop is created. A plain asyncio loop
-runs everything the same way.
+Importing grpcpy.aio changes nothing global: the event loop is the
+application's choice. uvloop, whose transports cut the per-call cost of the
+I/O glue, is offered explicitly:
+
+* grpcpy.aio.run(main()) runs a coroutine like asyncio.run, on a uvloop loop
+  when uvloop is installed (use_uvloop=False, or GRPCPY_UVLOOP=0 in the
+  environment, keeps asyncio's own loop);
+* grpcpy.aio.use_uvloop() makes uvloop the event loop policy, for programs
+  that create their loops with asyncio.run or asyncio.new_event_loop.
+
+Everything runs the same on a plain asyncio loop.
 """
 import asyncio as _asyncio
 import os as _os
+
+
+def _uvloop_wanted(use_uvloop):
+    """use_uvloop as given, or (None) what GRPCPY_UVLOOP says, or yes."""
+    if use_uvloop is not None:
+        return bool(use_uvloop)
+    return _os.environ.get("GRPCPY_UVLOOP", "1").lower() not in ("0", "false", "no", "off")
+
+
+def _loop_factory(use_uvloop=None):
+    """uvloop.new_event_loop when uvloop is wanted and installed; None (the
+    event loop policy's loop, as asyncio.run makes) otherwise. use_uvloop=True
+    raises ImportError when uvloop is not installed."""
+    if not _uvloop_wanted(use_uvloop):
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if use_uvloop:
+            raise
+        return None
+    return uvloop.new_event_loop
+
+
+def run(main, *, debug=None, use_uvloop=None):
+    """Run the coroutine main on a new event loop and return its result, as
+    asyncio.run does (the loop is closed afterwards, and pending tasks are
+    cancelled).
+
+    The loop is uvloop's when uvloop is installed, unless use_uvloop=False
+    or GRPCPY_UVLOOP=0 in the environment (the argument wins over the
+    environment); otherwise it is the one asyncio.run would make (the event
+    loop policy's). use_uvloop=True insists on uvloop: ImportError without it.
+    The event loop policy is not changed."""
+    with _asyncio.Runner(debug=debug, loop_factory=_loop_factory(use_uvloop)) as runner:
+        return runner.run(main)
 
 
 def use_uvloop(enable=True):
     """Make uvloop the event loop policy (enable=True, when uvloop is
     installed) or restore asyncio's default policy (enable=False). Returns
     True when uvloop's policy is in force afterwards. Loops that already exist
-    are not changed."""
+    are not changed. This is the one function of grpcpy.aio that changes
+    global state, and only when called."""
     if not enable:
         if type(_asyncio.get_event_loop_policy()).__module__.startswith("uvloop"):
             _asyncio.set_event_loop_policy(None)
@@ -29,15 +71,6 @@ def use_uvloop(enable=True):
     return True
 
 
-def _install_default_policy():
-    if _os.environ.get("GRPCPY_UVLOOP", "1").lower() in ("0", "false", "no", "off"):
-        return
-    if type(_asyncio.get_event_loop_policy()) is _asyncio.DefaultEventLoopPolicy:
-        use_uvloop(True)
-
-
-_install_default_policy()
-
 from grpcpy.aio._base import (EOF, AbortError, AioRpcError, BaseError, InternalError, Metadata,  # noqa: F401
                               UsageError)
 from grpcpy.aio._server import Server, ServicerContext, server  # noqa: F401
@@ -48,3 +81,16 @@ from grpcpy.aio._channel import Channel, insecure_channel, secure_channel  # noq
 from grpcpy.aio._interceptor import (ClientCallDetails, ClientInterceptor, InterceptedUnaryUnaryCall,  # noqa: F401,E402
                                      ServerInterceptor, StreamStreamClientInterceptor, StreamUnaryClientInterceptor,
                                      UnaryStreamClientInterceptor, UnaryUnaryClientInterceptor)
+
+# grpcio's grpc.aio.__all__, less what grpcpy.aio does not have yet (the
+# RpcContext base class; init_grpc_aio and shutdown_grpc_aio, which set up
+# and tear down grpcio's C core), plus grpcpy's run and use_uvloop.
+__all__ = (
+    "AbortError", "AioRpcError", "BaseError", "Call", "Channel", "ClientCallDetails", "ClientInterceptor", "EOF",
+    "InterceptedUnaryUnaryCall", "InternalError", "Metadata", "Server", "ServerInterceptor", "ServicerContext",
+    "StreamStreamCall", "StreamStreamClientInterceptor", "StreamStreamMultiCallable", "StreamUnaryCall",
+    "StreamUnaryClientInterceptor", "StreamUnaryMultiCallable", "UnaryStreamCall", "UnaryStreamClientInterceptor",
+    "UnaryStreamMultiCallable", "UnaryUnaryCall", "UnaryUnaryClientInterceptor", "UnaryUnaryMultiCallable",
+    "UsageError", "insecure_channel", "secure_channel", "server",
+    "run", "use_uvloop",
+)

@@ -2,8 +2,9 @@
 from collections import OrderedDict
 from collections.abc import Collection
 
-from grpcpy import _types
-from grpcpy._types import RpcError, StatusCode  # noqa: F401
+# BaseError and UsageError are defined once, in _types, so grpcpy.experimental
+# and the sync API raise the same UsageError without importing asyncio.
+from grpcpy._types import BaseError, RpcError, StatusCode, UsageError  # noqa: F401
 
 
 class _EOFType:
@@ -24,17 +25,8 @@ class _EOFType:
 EOF = _EOFType()
 
 
-class BaseError(Exception):
-    """Base of grpcpy.aio's own errors."""
-
-
 class InternalError(BaseError, RuntimeError):
     """An error in grpcpy.aio itself."""
-
-
-class UsageError(BaseError, _types.UsageError):
-    """The API was used in a way it does not allow (also a RuntimeError,
-    like grpcpy's own UsageError)."""
 
 
 class AbortError(BaseError, RuntimeError):

@@ -1,61 +1,91 @@
 """Client call objects of grpcpy.aio (grpc.aio.UnaryUnaryCall and friends).
 
-A call object is the `user` of a sans-IO ClientCall: the connection hands
-it the core's events (_on_initial_metadata, _on_message, _on_end,
-_on_write_ready); the application awaits it, iterates it, reads and writes.
-A call is started on a connection as soon as the channel can pick one; until
-then it waits in the channel (wait_for_ready) or fails fast.
+The rules of a call (status, metadata, (de)serialisation, cancellation,
+credentials, the unary result) are grpcpy._rpc.client's; this module adds
+the asyncio side: futures to wait on, tasks for credentials and request
+iterators, and grpc.aio's API shapes. A call is started on a connection as
+soon as the channel can pick one; until then it waits in the channel
+(wait_for_ready) or fails fast.
 """
 import asyncio
-import collections
 import inspect
 
-from grpcpy import _cext, _credentials, _types
+from grpcpy import _credentials, _types
+from grpcpy._rpc import client as _client
 from grpcpy.aio._base import EOF, AioRpcError, Metadata, UsageError
 
 StatusCode = _types.StatusCode
 _OK = StatusCode.OK
 _CANCELLED = StatusCode.CANCELLED
-_status_from_number = _types.status_from_number
+_NOTHING = _client._NOTHING
 
 
-class Call:
+class Call(_client.ClientCall):
     """What every grpcpy.aio client call offers."""
 
-    _streaming_requests = False
-    # state most calls never touch lives on the class until a call sets it
-    _proto = None
-    _core_call = None
     _waiter = None
     _write_waiter = None
-    _initial_metadata = None
     _initial_waiter = None
-    _code = None
-    _details = None
-    _trailing_metadata = None
     _end_waiters = None        # futures of tasks waiting for the end
     _started = None            # future: set when on a connection (or ended)
-    _cancelled_locally = False
-    _ended = False
+    _writer_task = None
 
-    def __init__(self, channel, method, request_serializer, response_deserializer, timeout,
-                 metadata, credentials, wait_for_ready, compression):
-        loop = channel._loop
-        self._loop = loop
-        self._channel = channel
-        self._method = method
-        self._serializer = request_serializer
-        self._deserializer = response_deserializer
-        self._deadline = None if timeout is None else loop.time() + timeout
-        self._metadata = metadata
-        self._credentials = credentials
-        self._wait_for_ready = wait_for_ready
-        if compression is None:
-            self._compression = channel._options.compression
-        else:
-            self._compression = _types.compression_name(compression) or channel._options.compression
-        self._messages = collections.deque()
-        self._callbacks = []
+    _callbacks = None
+
+    # -- facade hooks ------------------------------------------------------------------
+
+    def _now(self):
+        return self._loop.time()
+
+    # the two commonest events, with their wake-up inlined (the call
+    # layer's versions call the _wake_* hooks)
+    def _on_initial_metadata(self, metadata):
+        self._initial_metadata = metadata
+        waiter = self._initial_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_message(self, data, wire):
+        self._messages.append((data, wire))
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _wake_write(self):
+        waiter = self._write_waiter
+        if waiter is not None:
+            self._write_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _wake_end(self):
+        for fut in (self._initial_waiter, self._waiter, self._write_waiter, self._started):
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        self._waiter = self._write_waiter = None
+        waiters = self._end_waiters
+        if waiters is not None:
+            self._end_waiters = None
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+        self._channel._untrack(self)
+        callbacks = self._callbacks
+        if callbacks:
+            self._callbacks = None
+            for cb in callbacks:
+                cb(self)
+
+    def _error(self):
+        if self._code == _CANCELLED and self._cancelled_locally:
+            return asyncio.CancelledError()
+        return AioRpcError(self._code, Metadata.from_tuple(self._initial_metadata),
+                           Metadata.from_tuple(self._trailing_metadata), self._details, self._debug_string())
+
+    def _raise(self):
+        raise self._error()
 
     def _end_future(self):
         """A future of its own that is set when the call ends (cancelling it
@@ -78,12 +108,12 @@ class Call:
     def _begin(self):
         """Put the call on a connection now if the channel has one ready,
         else wait for one in the channel. Call credentials run first."""
+        if self._ended:
+            return
         channel = self._channel
         if self._credentials is not None or channel._has_call_credentials:
-            plugins, refusal = _credentials.call_plugins(channel._credentials, self._credentials)
-            if refusal is not None:
-                self._started = self._loop.create_future()
-                self._finish_local(*refusal)
+            plugins = self._auth_plugins()
+            if plugins is None:
                 return
             if plugins:
                 self._started = self._loop.create_future()
@@ -94,131 +124,55 @@ class Call:
             self._start_on(proto)
         else:
             self._started = self._loop.create_future()
-            self._channel._enqueue(self)
+            channel._enqueue(self)
 
     async def _authenticate_then_start(self, plugins):
         """Run the metadata plugins (on executor threads, as they may block),
-        add what they give to the call's metadata, then start the call."""
-        context = _credentials.auth_context_for(self._channel._scheme, self._channel._authority, self._method)
+        within the call's deadline, then start the call."""
+        loop = self._loop
+        context = self._auth_context()
         extra = []
         for plugin in plugins:
-            answer = self._loop.create_future()
+            answer = loop.create_future()
 
             def done(metadata, error, answer=answer):
-                self._loop.call_soon_threadsafe(_resolve, answer, (metadata, error))
+                loop.call_soon_threadsafe(_resolve, answer, (metadata, error))
 
-            await self._loop.run_in_executor(None, _credentials.run_plugin, plugin, context, done)
-            metadata, error = await answer
-            if error is not None:
-                self._finish_local(StatusCode.UNAVAILABLE, error)
+            try:
+                await asyncio.wait_for(self._run_plugin(plugin, context, done, answer), self._auth_remaining())
+            except asyncio.TimeoutError:
+                self._auth_timed_out()
                 return
-            extra.extend(metadata)
+            if not self._auth_answer(extra, *answer.result()):
+                return
         if self._ended:
             return
-        self._metadata = tuple(self._metadata or ()) + tuple(extra)
+        self._auth_done(extra)
         proto = self._channel._pick_now()
         if proto is not None:
             self._start_on(proto)
         else:
             self._channel._enqueue(self)
 
+    async def _run_plugin(self, plugin, context, done, answer):
+        await self._loop.run_in_executor(None, _credentials.run_plugin, plugin, context, done)
+        await answer
+
     def _start_on(self, proto):
         """Called by the channel with a ready connection."""
-        if self._ended:
-            return
-        if proto.call_refusal is not None:     # e.g. the call host check of TLS
-            self._finish_local(*proto.call_refusal)
-            return
-        now = self._loop.time()
-        timeout = -1.0 if self._deadline is None else max(0.0, self._deadline - now)
-        metadata = self._metadata
-        try:
-            core_call = proto.core.start_call(self._method, now, timeout, metadata, self._compression, self)
-        except (_cext.MetadataError, ValueError) as exc:
-            self._finish_local(StatusCode.INTERNAL, str(exc))
-            return
-        self._proto = proto
-        self._core_call = core_call
-        self._after_start()
-        proto.after_action()
-        if self._started is not None and not self._started.done():
-            self._started.set_result(None)
-
-    def _after_start(self):
-        pass
+        _client.ClientCall._start_on(self, proto)
+        started = self._started
+        if started is not None and not started.done():
+            started.set_result(None)
 
     def _fail_start(self, code, details):
         """The channel could not give this call a connection."""
         self._finish_local(code, details)
 
-    def _finish_local(self, code, details):
-        if self._ended:
-            return
-        self._on_end(_types.status_number(code), details, ())
-
-    # -- events from the connection -------------------------------------------------
-
-    def _on_initial_metadata(self, metadata):
-        self._initial_metadata = metadata
-        waiter = self._initial_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _on_message(self, data, wire):
-        self._messages.append((data, wire))
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _on_end(self, code, details, trailing):
-        if self._ended:
-            return
-        self._ended = True
-        self._code = _status_from_number(code)
-        self._details = details
-        self._trailing_metadata = trailing
-        if self._initial_metadata is None:
-            self._initial_metadata = ()
-        for fut in (self._initial_waiter, self._waiter, self._write_waiter, self._started):
-            if fut is not None and not fut.done():
-                fut.set_result(None)
-        self._waiter = self._write_waiter = None
-        waiters = self._end_waiters
-        if waiters is not None:
-            self._end_waiters = None
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(None)
-        self._channel._untrack(self)
-        if self._core_call is not None:
-            # no more events for this call: break the cycle with the core's
-            # call object so both are freed by reference counting
-            self._core_call.user = None
-        if self._callbacks:
-            callbacks, self._callbacks = self._callbacks, []
-            for cb in callbacks:
-                cb(self)
-
-    def _on_write_ready(self):
-        waiter = self._write_waiter
-        if waiter is not None:
-            self._write_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
     # -- grpc.aio.Call / RpcContext -----------------------------------------------
 
     def cancel(self):
-        if self._ended:
-            return False
-        self._cancelled_locally = True
-        if self._core_call is not None and self._proto is not None:
-            self._proto.core.cancel_call(self._core_call)
-            self._proto.after_action()
-        self._finish_local(_CANCELLED, "Locally cancelled by application!")
-        return True
+        return self._cancel()
 
     def cancelled(self):
         return self._ended and self._code == _CANCELLED
@@ -229,13 +183,13 @@ class Call:
     def add_done_callback(self, callback):
         if self._ended:
             callback(self)
+        elif self._callbacks is None:
+            self._callbacks = [callback]
         else:
             self._callbacks.append(callback)
 
     def time_remaining(self):
-        if self._deadline is None:
-            return None
-        return max(0.0, self._deadline - self._loop.time())
+        return self._time_remaining()
 
     async def initial_metadata(self):
         if self._initial_metadata is None:
@@ -265,30 +219,12 @@ class Call:
         if self._ended and self._code != _OK:
             self._raise()
 
-    def _debug_string(self):
-        if self._code == _OK:
-            return ""
-        return "grpc_status:%d, grpc_message:%r" % (self._code.value[0], self._details)
-
-    def _error(self):
-        return AioRpcError(self._code, Metadata.from_tuple(self._initial_metadata),
-                           Metadata.from_tuple(self._trailing_metadata), self._details, self._debug_string())
-
-    def _raise(self):
-        if self._code == _CANCELLED and self._cancelled_locally:
-            raise asyncio.CancelledError()
-        raise self._error()
-
     # -- receiving ------------------------------------------------------------------
 
     async def _read_raw(self):
         while True:
-            if self._messages:
-                data, wire = self._messages.popleft()
-                proto = self._proto
-                if proto is not None and not self._ended:
-                    proto.core.message_consumed(self._core_call, wire)
-                    proto.after_action()
+            data = self._take_message()
+            if data is not None:
                 return data
             if self._ended:
                 return EOF
@@ -299,13 +235,19 @@ class Call:
                 self.cancel()
                 raise
 
-    def _deserialize(self, raw):
-        return raw if self._deserializer is None else self._deserializer(raw)
+    async def _read(self):
+        """The next response (deserialized), or EOF at a good end; raises
+        for a failed call."""
+        raw = await self._read_raw()
+        if raw is not EOF:
+            message = self._deserialize(raw)
+            if message is not _NOTHING:
+                return message
+        if self._code is not _OK:
+            self._raise()
+        return EOF
 
     # -- sending ----------------------------------------------------------------------
-
-    def _serialize(self, message):
-        return message if self._serializer is None else self._serializer(message)
 
     async def _wait_started(self):
         if self._started is not None and not self._started.done():
@@ -317,23 +259,28 @@ class Call:
 
     async def _write(self, message):
         await self._wait_started()
+        if not self._ended:
+            if self._writes_closed:
+                raise asyncio.InvalidStateError("write() after done_writing()")
+            try:
+                payload = self._serialize(message)
+            except _client.CallSerializationError:
+                payload = None
         if self._ended:
             if self._code != _OK:
                 self._raise()
             raise asyncio.InvalidStateError("the RPC has already finished")
-        proto = self._proto
-        proto.core.send_message(self._core_call, self._serialize(message))
-        proto.after_action()
-        if proto.core.write_pending(self._core_call) and not self._ended:
+        if self._send(payload):
             self._write_waiter = self._loop.create_future()
             await self._write_waiter
-        await proto.wait_writable()
+        await self._conn.wait_writable()
+
+    _writes_closed = False
 
     async def _done_writing(self):
         await self._wait_started()
-        if not self._ended:
-            self._proto.core.close_send(self._core_call)
-            self._proto.after_action()
+        self._writes_closed = True
+        self._close_send()
 
     def __repr__(self):
         if self._ended:
@@ -355,36 +302,22 @@ class _UnaryResponseMixin:
             except asyncio.CancelledError:
                 self.cancel()
                 raise
-        if self._code != _OK:
-            self._raise()
-        if self._messages:
-            return self._deserialize(self._messages.popleft()[0])
-        # an OK status without a response message
-        self._code = StatusCode.INTERNAL
-        self._details = "No response message received for a unary call"
-        self._raise()
+        return self._unary_result()
 
 
 class _StreamResponseMixin:
     async def read(self):
-        raw = await self._read_raw()
-        if raw is EOF:
-            if self._code != _OK:
-                self._raise()
-            return EOF
-        return self._deserialize(raw)
+        return await self._read()
 
     def __aiter__(self):
         return self._iterate()
 
     async def _iterate(self):
         while True:
-            raw = await self._read_raw()
-            if raw is EOF:
-                if self._code != _OK:
-                    self._raise()
+            message = await self._read()
+            if message is EOF:
                 return
-            yield self._deserialize(raw)
+            yield message
 
 
 class _RequestStreamMixin:
@@ -403,57 +336,51 @@ class _RequestStreamMixin:
             await self._done_writing()
         except (AioRpcError, asyncio.InvalidStateError, asyncio.CancelledError):
             pass
-        except Exception as exc:  # the application's iterator failed
-            if not self._ended:
-                self.cancel()
-                self._code = StatusCode.UNKNOWN
-                self._details = "Exception iterating requests: %r" % (exc,)
+        except Exception:  # the application's iterator failed
+            _client._LOGGER.exception(_client._ITERATOR_FAILED)
+            self._iterator_failed()
 
     async def write(self, request):
-        if getattr(self, "_writer_task", None) is not None:
+        if self._writer_task is not None:
             raise UsageError("write() cannot be used with a request iterator")
         await self._write(request)
 
     async def done_writing(self):
-        if getattr(self, "_writer_task", None) is not None:
+        if self._writer_task is not None:
             raise UsageError("done_writing() cannot be used with a request iterator")
         await self._done_writing()
 
 
 class UnaryUnaryCall(_UnaryResponseMixin, Call):
-    def __init__(self, request, *args):
-        Call.__init__(self, *args)
-        self._request = self._serialize(request)
-        self._begin()
+    _response_streaming = False
 
-    def _after_start(self):
-        self._proto.core.send_unary(self._core_call, self._request)
-        self._request = None
+    def __init__(self, request, channel, *args):
+        self._loop = channel._loop
+        _client.ClientCall.__init__(self, channel, *args, request)
+        self._begin()
 
 
 class UnaryStreamCall(_StreamResponseMixin, Call):
-    def __init__(self, request, *args):
-        Call.__init__(self, *args)
-        self._request = self._serialize(request)
+    def __init__(self, request, channel, *args):
+        self._loop = channel._loop
+        _client.ClientCall.__init__(self, channel, *args, request)
         self._begin()
-
-    def _after_start(self):
-        self._proto.core.send_unary(self._core_call, self._request)
-        self._request = None
 
 
 class StreamUnaryCall(_RequestStreamMixin, _UnaryResponseMixin, Call):
-    def __init__(self, request_iterator, *args):
-        Call.__init__(self, *args)
-        self._writer_task = None
+    _response_streaming = False
+
+    def __init__(self, request_iterator, channel, *args):
+        self._loop = channel._loop
+        _client.ClientCall.__init__(self, channel, *args)
         self._begin()
         self._consume_requests(request_iterator)
 
 
 class StreamStreamCall(_RequestStreamMixin, _StreamResponseMixin, Call):
-    def __init__(self, request_iterator, *args):
-        Call.__init__(self, *args)
-        self._writer_task = None
+    def __init__(self, request_iterator, channel, *args):
+        self._loop = channel._loop
+        _client.ClientCall.__init__(self, channel, *args)
         self._begin()
         self._consume_requests(request_iterator)
 

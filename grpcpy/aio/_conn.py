@@ -32,25 +32,16 @@ per 1 MiB TLS call); on asyncio's own loop it replaces recv() into a
 fresh 256 KiB object with recv_into().
 """
 import asyncio
-import socket
 import weakref
 
-from grpcpy import _cext
+from grpcpy._context import format_peer
+from grpcpy._options import set_nodelay
 
 _INF = float("inf")
 READ_BUFFER_SIZE = 256 * 1024
 # loop -> the read buffer of its connections (a loop runs one callback at a
 # time, and the core is done with the bytes when data_received returns)
 _read_buffers = weakref.WeakKeyDictionary()
-
-CE_CALL_STARTED = _cext.CE_CALL_STARTED
-CE_INITIAL_METADATA = _cext.CE_INITIAL_METADATA
-CE_MESSAGE = _cext.CE_MESSAGE
-CE_HALF_CLOSED = _cext.CE_HALF_CLOSED
-CE_CALL_ENDED = _cext.CE_CALL_ENDED
-CE_WRITE_READY = _cext.CE_WRITE_READY
-CE_GOAWAY = _cext.CE_GOAWAY
-CE_CONNECTION_CLOSED = _cext.CE_CONNECTION_CLOSED
 
 
 def _read_buffer(loop):
@@ -86,11 +77,8 @@ class AioConnection(asyncio.BufferedProtocol):
         self._gather = (transport.get_extra_info("sslcontext") is None
                         and type(transport).__module__.startswith("uvloop"))
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
+        if sock is not None:
+            set_nodelay(sock)
         self.peer = _format_peer(transport)
         self.core.initiate(self.loop.time())
         self.flush()
@@ -237,20 +225,5 @@ class AioConnection(asyncio.BufferedProtocol):
 
 
 def _format_peer(transport):
-    """grpcio's peer() format: ipv4:host:port, ipv6:%5Bhost%5D:port (the URI
-    form, brackets percent-encoded), unix:path (empty for an unnamed client
-    socket), unix-abstract:name."""
-    addr = transport.get_extra_info("peername")
     sock = transport.get_extra_info("socket")
-    family = getattr(sock, "family", None)
-    if family == socket.AF_INET and addr:
-        return "ipv4:%s:%d" % (addr[0], addr[1])
-    if family == socket.AF_INET6 and addr:
-        return "ipv6:%%5B%s%%5D:%d" % (addr[0].replace("%", "%25"), addr[1])
-    if family == getattr(socket, "AF_UNIX", None):
-        if isinstance(addr, (bytes, bytearray)):
-            if addr[:1] == b"\0":
-                return "unix-abstract:%s" % bytes(addr[1:]).decode("utf-8", "replace")
-            addr = bytes(addr).decode("utf-8", "replace")
-        return "unix:%s" % (addr or "")
-    return str(addr)
+    return format_peer(getattr(sock, "family", None), transport.get_extra_info("peername"))

@@ -14,17 +14,16 @@ import logging
 import socket
 
 from grpcpy import _cext, _credentials, _types
-from grpcpy._context import PeerInfo
 from grpcpy._options import ServerOptions, bind_sockets
+from grpcpy._rpc import server as _rules
+from grpcpy._rpc.events import dispatch_server
 from grpcpy.aio import _eager
 from grpcpy.aio._base import EOF, AbortError, UsageError
-from grpcpy.aio._conn import (CE_CALL_ENDED, CE_CALL_STARTED, CE_HALF_CLOSED, CE_MESSAGE,
-                              CE_WRITE_READY, AioConnection)
+from grpcpy.aio._conn import AioConnection
 
 _LOGGER = logging.getLogger("grpcpy.aio.server")
-_ServerCall = _cext.ServerCall
-Metadatum = _types.Metadatum
 _OK = _types.StatusCode.OK
+CallFailed = _rules.CallFailed
 
 
 class _ServerProtocol(AioConnection):
@@ -63,64 +62,17 @@ class _ServerProtocol(AioConnection):
         super().connection_lost(exc)
         self.server._connections.discard(self)
 
-    def dispatch(self, events):
-        started = None
-        for ev in events:
-            kind = ev.kind
-            target = ev.call
-            if type(target) is _ServerCall:
-                if kind == CE_CALL_STARTED:
-                    ctx = self.server._call_started(self, target)
-                    if ctx is not None:
-                        if started is None:
-                            started = []
-                        started.append(ctx)
-                    continue
-                target = target.user
-                if target is None:
-                    continue
-            if kind == CE_MESSAGE:
-                target._on_message(ev.data, ev.value)
-            elif kind == CE_HALF_CLOSED:
-                target._on_half_close()
-            elif kind == CE_CALL_ENDED:
-                target._on_end(ev.code, ev.details)
-            elif kind == CE_WRITE_READY:
-                target._on_write_ready()
-        if started is not None:
-            # handlers start once their request (delivered in the same batch)
-            # is in place, so a unary handler can finish right here
-            for ctx in started:
-                if not ctx._finished:
-                    self.server._run_handler(ctx)
+    dispatch = dispatch_server
 
 
-class ServicerContext(PeerInfo):
+class ServicerContext(_rules.CallContext):
     """The handler's view of its call (grpc.aio.ServicerContext)."""
 
-    # state most calls never touch lives on the class until a call sets it
     _waiter = None
-    _finished = False        # status sent or call ended
-    _cancelled = False
-    _code = None
-    _details = None
-    _trailing = None
-    _task = None
-    _metadata = None
     _write_waiter = None
-    _callbacks = None
+    _task = None
 
-    def __init__(self, protocol, call, method_handler):
-        self._proto = protocol
-        self._peer_source = protocol
-        self._core = protocol.core
-        self._call = call
-        self._loop = protocol.loop
-        self._handler = method_handler
-        self._messages = collections.deque()
-        self._half_closed = call.half_closed
-
-    # -- events from the connection -------------------------------------------
+    # -- facade hooks ------------------------------------------------------------
 
     def _wake(self):
         waiter = self._waiter
@@ -129,28 +81,12 @@ class ServicerContext(PeerInfo):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _on_message(self, data, wire):
-        self._messages.append((data, wire))
-        self._wake()
-
-    def _on_half_close(self):
-        self._half_closed = True
-        self._wake()
-
-    def _on_end(self, code, details):
-        """The core ended the call without us: client cancel, deadline,
-        connection lost, or a protocol failure."""
-        if self._finished:
-            return
-        self._finished = True
-        self._cancelled = code == _cext.SC_CANCELLED
-        self._code = _types.status_from_number(code)
-        self._details = details
-        self._wake()
+    def _ended(self):
         self._on_write_ready()
         if self._task is not None and not self._task.done():
             self._task.cancel()
-        self._run_callbacks()
+        if self._callbacks:
+            self._run_callbacks(self._take_callbacks())
 
     def _on_write_ready(self):
         waiter = self._write_waiter
@@ -159,11 +95,14 @@ class ServicerContext(PeerInfo):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _run_callbacks(self):
+    def _take_callbacks(self):
         callbacks = self._callbacks
+        self._callbacks = None
+        return callbacks
+
+    def _run_callbacks(self, callbacks):
         if not callbacks:
             return
-        self._callbacks = None
         for cb in callbacks:
             try:
                 cb(self)
@@ -172,15 +111,6 @@ class ServicerContext(PeerInfo):
 
     # -- reading ---------------------------------------------------------------
 
-    def _take_message(self):
-        """The next request message already received, or None."""
-        if not self._messages:
-            return None
-        data, wire = self._messages.popleft()
-        self._core.message_consumed(self._call, wire)
-        self._proto.after_action()
-        return data
-
     async def _read_raw(self):
         while True:
             data = self._take_message()
@@ -188,7 +118,7 @@ class ServicerContext(PeerInfo):
                 return data
             if self._half_closed or self._finished:
                 return EOF
-            self._waiter = self._loop.create_future()
+            self._waiter = self._conn.loop.create_future()
             await self._waiter
 
     async def read(self):
@@ -198,15 +128,14 @@ class ServicerContext(PeerInfo):
         raw = await self._read_raw()
         if raw is EOF:
             return EOF
-        return _deserialize(self._handler.request_deserializer, raw)
+        return self._deserialize(raw)
 
     async def _request_iterator(self):
-        deserializer = self._handler.request_deserializer
         while True:
             raw = await self._read_raw()
             if raw is EOF:
                 return
-            yield _deserialize(deserializer, raw)
+            yield self._deserialize(raw)
 
     # -- writing ---------------------------------------------------------------
 
@@ -219,22 +148,15 @@ class ServicerContext(PeerInfo):
     async def _write(self, message):
         if self._finished:
             raise asyncio.InvalidStateError("the RPC has already finished")
-        self._core.send_message(self._call, _serialize(self._handler.response_serializer, message))
-        self._proto.after_action()
-        if self._core.write_pending(self._call) and not self._finished:
+        if self._send(self._serialize(message)):
             # flow control: wait until the peer has taken what we queued
-            self._write_waiter = self._loop.create_future()
+            self._write_waiter = self._conn.loop.create_future()
             await self._write_waiter
-        await self._proto.wait_writable()
+        await self._conn.wait_writable()
 
     async def send_initial_metadata(self, initial_metadata):
-        if self._call.headers_sent:
+        if not self._send_initial_metadata(initial_metadata):
             raise UsageError("Send initial metadata failed: already sent")
-        self._core.send_initial_metadata(self._call, tuple(initial_metadata))
-        self._proto.after_action()
-
-    def set_trailing_metadata(self, trailing_metadata):
-        self._trailing = tuple(trailing_metadata)
 
     def trailing_metadata(self):
         return () if self._trailing is None else self._trailing
@@ -242,11 +164,7 @@ class ServicerContext(PeerInfo):
     # -- status ------------------------------------------------------------------
 
     async def abort(self, code, details="", trailing_metadata=()):
-        if code == _types.StatusCode.OK:
-            _LOGGER.error("abort() called with StatusCode.OK; returning UNKNOWN")
-            code = _types.StatusCode.UNKNOWN
-        self._code = code
-        self._details = details
+        self._set_abort(code, details)
         if trailing_metadata:
             self._trailing = tuple(trailing_metadata)
         raise AbortError()
@@ -254,38 +172,31 @@ class ServicerContext(PeerInfo):
     async def abort_with_status(self, status):
         await self.abort(status.code, status.details, getattr(status, "trailing_metadata", ()))
 
-    def set_code(self, code):
-        self._code = code
-
-    def set_details(self, details):
-        self._details = details
-
-    def code(self):
-        return self._code
-
     def details(self):
         return "" if self._details is None else self._details
 
     def _finish(self, code, details):
-        if self._finished:
-            return
-        self._finished = True
-        self._core.send_status(self._call, 0 if code is _OK else _types.status_number(code), details or "",
-                               self._trailing)
-        self._proto.after_action()
-        if not self._proto._dispatching:
+        callbacks = self._send_status(code, details)
+        conn = self._conn
+        if not conn._dispatching:
             # the call is complete: write it now rather than at the end of
             # this loop iteration (what other calls queued so far goes along)
-            self._proto.flush()
-        self._run_callbacks()
+            conn.flush()
+        if callbacks:
+            self._run_callbacks(callbacks)
+
+    def _finish_unary(self, response):
+        callbacks = self._respond(response)
+        conn = self._conn
+        if not conn._dispatching:
+            conn.flush()
+        if callbacks:
+            self._run_callbacks(callbacks)
 
     # -- information -------------------------------------------------------------
 
     def time_remaining(self):
-        deadline = self._call.deadline
-        if deadline == float("inf"):
-            return None
-        return max(0.0, deadline - self._loop.time())
+        return self._time_remaining(self._conn.loop.time())
 
     def cancelled(self):
         return self._cancelled
@@ -304,67 +215,26 @@ class ServicerContext(PeerInfo):
     def set_compression(self, compression):
         self._core.set_compression(self._call, _types.compression_name(compression))
 
-    def disable_next_message_compression(self):
-        self._call.compress_next = False
-
     # grpc.ServicerContext (sync) names some handlers also use
-    def is_active(self):
-        return not self._finished
-
     def add_callback(self, callback):
         self.add_done_callback(lambda _ctx: callback())
         return True
 
     def cancel(self):
-        if not self._finished:
-            self._core.cancel_call(self._call)
-            self._proto.after_action()
-            self._on_end(_cext.SC_CANCELLED, "cancelled by the server")
+        self._cancel_by_handler()
 
 
-def _no_request(ctx):
-    if not ctx._finished:
-        ctx._finish(_types.StatusCode.INTERNAL, "Expected one request message, got none")
-
-
-def _respond(ctx, handler, response):
-    """Finish a unary-response call: the response (unless the handler set a
-    failing code) and the status."""
-    if ctx._finished:
-        return
-    code = ctx._code
-    if code is None or code is _OK:
-        ctx._core.send_message(ctx._call, _serialize(handler.response_serializer, response))
-        ctx._finish(_OK, ctx._details)
-        return
-    if _types.status_number(code) == 0:
-        ctx._core.send_message(ctx._call, _serialize(handler.response_serializer, response))
-    ctx._finish(code, ctx._details)
-
-
-def _deserialize(deserializer, raw):
-    return raw if deserializer is None else deserializer(raw)
-
-
-def _serialize(serializer, message):
-    if serializer is None:
-        return b"" if message is None else message
-    return serializer(message)
-
-
-class Server:
+class Server(_rules.ServerRules):
     """grpc.aio.Server."""
+
+    _context_class = ServicerContext
 
     def __init__(self, thread_pool=None, generic_handlers=None, interceptors=None, options=None,
                  maximum_concurrent_rpcs=None, compression=None):
         self._options = ServerOptions(options, compression)
         self._thread_pool = thread_pool
-        self._handlers = list(generic_handlers or ())
-        self._registered = {}
         self._coroutine_functions = {}   # behavior -> whether it is a coroutine function
-        self._interceptors = list(interceptors or ())
-        self._max_rpcs = maximum_concurrent_rpcs
-        self._active = set()
+        self._init_rules(generic_handlers, interceptors, maximum_concurrent_rpcs)
         self._connections = set()
         self._sockets = []
         self._listeners = []
@@ -373,18 +243,6 @@ class Server:
         self._stopped = None
 
     # -- configuration ---------------------------------------------------------
-
-    def add_generic_rpc_handlers(self, generic_rpc_handlers):
-        for handler in generic_rpc_handlers:
-            table = getattr(handler, "method_handlers", None)
-            if callable(table) and not self._interceptors:
-                self._registered.update(table())
-            else:
-                self._handlers.append(handler)
-
-    def add_registered_method_handlers(self, service_name, method_handlers):
-        for method, handler in method_handlers.items():
-            self._registered[_types.fully_qualified_method(service_name, method)] = handler
 
     def add_insecure_port(self, address):
         if self._state != "new":
@@ -486,28 +344,6 @@ class Server:
 
     # -- calls ---------------------------------------------------------------------
 
-    def _call_started(self, proto, call):
-        core = proto.core
-        if self._state != "started":
-            core.send_status(call, _cext.SC_UNAVAILABLE, "server is shutting down")
-            proto.after_action()
-            return
-        if self._max_rpcs is not None and len(self._active) >= self._max_rpcs:
-            core.send_status(call, _cext.SC_RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!")
-            proto.after_action()
-            return
-        handler = None if self._interceptors else self._registered.get(call.method)
-        if handler is None and not self._interceptors:
-            handler = self._lookup(call)
-            if handler is None:
-                core.send_status(call, _cext.SC_UNIMPLEMENTED, "Method not found!")
-                proto.after_action()
-                return
-        ctx = ServicerContext(proto, call, handler)
-        core.accept_call(call, ctx)
-        self._active.add(ctx)
-        return ctx
-
     def _run_handler(self, ctx):
         handler = ctx._handler
         unary = None
@@ -525,25 +361,11 @@ class Server:
         # handlers finish in it and their response leaves in this write
         ctx._task = _eager.start(self._loop, self._run(ctx, handler, unary))
 
-    def _lookup(self, call):
-        details = _types.handler_call_details(call.method, tuple(Metadatum(k, v) for k, v in call.metadata))
-        for generic in self._handlers:
-            handler = generic.service(details)
-            if handler is not None:
-                return handler
-        return None
-
     async def _intercepted_handler(self, ctx):
         details = _types.handler_call_details(ctx._call.method, ctx.invocation_metadata())
 
         async def terminal(handler_call_details):
-            handler = self._registered.get(handler_call_details.method)
-            if handler is None:
-                for generic in self._handlers:
-                    handler = generic.service(handler_call_details)
-                    if handler is not None:
-                        break
-            return handler
+            return self._lookup(handler_call_details)
 
         continuation = terminal
         for interceptor in reversed(self._interceptors):
@@ -553,32 +375,29 @@ class Server:
     async def _run(self, ctx, handler, unary=None):
         try:
             if unary is not None:
-                await self._unary_unary(ctx, handler, unary)
+                await self._unary_unary(ctx, unary)
                 return
             if handler is None:
                 handler = await self._intercepted_handler(ctx)
                 if handler is None:
-                    ctx._finish(_types.StatusCode.UNIMPLEMENTED, "Method not found!")
+                    ctx._finish(_types.StatusCode.UNIMPLEMENTED, _rules.NOT_FOUND)
                     return
-                ctx._handler = handler
+                ctx._set_handler(handler)
             await self._invoke(ctx, handler)
         except AbortError:
-            ctx._finish(ctx._code or _types.StatusCode.UNKNOWN, ctx._details)
+            ctx._finish(ctx._code, ctx._details)
+        except CallFailed as fail:
+            ctx._finish(fail.code, fail.details)
         except asyncio.CancelledError:
             if not ctx._finished:
                 ctx._core.cancel_call(ctx._call)
-                ctx._proto.after_action()
+                ctx._conn.after_action()
                 ctx._finished = True
-                ctx._run_callbacks()
+                ctx._run_callbacks(ctx._take_callbacks())
+        except _IteratingResponses as wrapped:
+            ctx._handler_failed(wrapped.__cause__, _rules.ITERATING_FAILED)
         except Exception as exc:
-            if not ctx._finished:
-                _LOGGER.exception("Exception calling application handler for %s", ctx._call.method)
-                # a code the handler chose before raising stands (as in
-                # grpcio); the details say what was raised
-                code = ctx._code
-                if code is None or _types.status_number(code) == 0:
-                    code = _types.StatusCode.UNKNOWN
-                ctx._finish(code, "Unexpected %s: %s" % (type(exc), exc))
+            ctx._handler_failed(exc, _rules.CALLING_FAILED)
         finally:
             self._active.discard(ctx)
             if ctx._finished:
@@ -587,17 +406,17 @@ class Server:
                 # counting instead of waiting for the cycle collector
                 ctx._call.user = None
 
-    async def _unary_unary(self, ctx, handler, behavior):
+    async def _unary_unary(self, ctx, behavior):
         """_invoke for the commonest handler: a coroutine, one request, one
         response (the request is usually in hand already)."""
         raw = ctx._take_message()
         if raw is None:
             raw = await ctx._read_raw()
             if raw is EOF:
-                _no_request(ctx)
+                if not ctx._finished:
+                    ctx._finish(*ctx._missing_request_status())
                 return
-        response = await behavior(_deserialize(handler.request_deserializer, raw), ctx)
-        _respond(ctx, handler, response)
+        ctx._finish_unary(await behavior(ctx._deserialize(raw), ctx))
 
     async def _invoke(self, ctx, handler):
         if handler.request_streaming:
@@ -605,17 +424,17 @@ class Server:
         else:
             raw = await ctx._read_raw()
             if raw is EOF:
-                _no_request(ctx)
+                if not ctx._finished:
+                    ctx._finish(*ctx._missing_request_status())
                 return
-            request = _deserialize(handler.request_deserializer, raw)
+            request = ctx._deserialize(raw)
         if not handler.response_streaming:
             behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
-            _respond(ctx, handler, await self._call_behavior(behavior, request, ctx))
+            ctx._finish_unary(await self._call_behavior(behavior, request, ctx))
             return
         behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
         if inspect.isasyncgenfunction(behavior):
-            async for response in behavior(request, ctx):
-                await ctx._write(response)
+            await _write_all(ctx, behavior(request, ctx))
         elif inspect.iscoroutinefunction(behavior):
             result = await behavior(request, ctx)
             if result is not None:
@@ -631,18 +450,22 @@ class Server:
                 iterator = await self._loop.run_in_executor(self._thread_pool, behavior, request, ctx)
             if iterator is not None:
                 if hasattr(iterator, "__aiter__"):
-                    async for response in iterator:
-                        await ctx._write(response)
+                    await _write_all(ctx, iterator)
                 else:
                     iterator = iter(iterator)
                     run_in_executor = self._loop.run_in_executor
                     while True:
-                        response = await run_in_executor(self._thread_pool, next, iterator, _DONE)
+                        try:
+                            response = await run_in_executor(self._thread_pool, next, iterator, _DONE)
+                        except (AbortError, CallFailed, asyncio.CancelledError):
+                            raise
+                        except Exception as exc:
+                            raise _IteratingResponses() from exc
                         if response is _DONE:
                             break
                         await ctx._write(response)
         if not ctx._finished:
-            ctx._finish(ctx._code if ctx._code is not None else _types.StatusCode.OK, ctx._details)
+            ctx._finish(*ctx._final_status())
 
     async def _call_behavior(self, behavior, request, ctx):
         if inspect.iscoroutinefunction(behavior):
@@ -656,6 +479,25 @@ class Server:
 
 
 _DONE = object()
+
+
+class _IteratingResponses(Exception):
+    """The handler's response iterator raised (its exception is the cause)."""
+
+
+async def _write_all(ctx, responses):
+    """Write what an async iterator of responses yields."""
+    iterator = responses.__aiter__()
+    while True:
+        try:
+            response = await iterator.__anext__()
+        except StopAsyncIteration:
+            return
+        except (AbortError, CallFailed, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise _IteratingResponses() from exc
+        await ctx._write(response)
 
 
 def _bind_interceptor(interceptor, continuation):
@@ -680,7 +522,7 @@ class _SyncRequestIterator:
         raw = future.result()
         if raw is EOF:
             raise StopIteration
-        return _deserialize(self._ctx._handler.request_deserializer, raw)
+        return self._ctx._deserialize(raw)
 
 
 def server(migration_thread_pool=None, handlers=None, interceptors=None, options=None,

@@ -4,9 +4,9 @@ import math
 import pytest
 
 from grpcpy._types import ChannelConnectivity
-from grpcpy._channel_plane import (
-    CONNECTING, IDLE, READY, SHUTDOWN, TRANSIENT_FAILURE, Address, Backoff, ChannelPlane,
-    parse_target)
+from grpcpy._channel.backoff import Backoff
+from grpcpy._channel.plane import CONNECTING, IDLE, READY, SHUTDOWN, TRANSIENT_FAILURE, ChannelPlane
+from grpcpy._channel.target import Address, parse_target
 
 NO_JITTER = lambda: 0.5  # noqa: E731  (2 * 0.5 - 1 == 0)
 
@@ -479,8 +479,8 @@ def test_options_reach_the_plane():
     s = only_connect(p)[1]
     p.connect_failed(0.1, s, "refused")
     assert p.next_timer() == 0.25
-    with pytest.raises(ValueError):
-        plane_for(options={"grpc.lb_policy_name": "no_such_policy"})
+    # an unknown policy name falls back to pick_first, as grpcio does
+    assert plane_for(options={"grpc.lb_policy_name": "no_such_policy"})._policy.name == "pick_first"
 
 
 def test_round_robin_rotates_over_ready_subchannels():

@@ -7,7 +7,8 @@ an asyncio server gets an event loop on a thread of its own, so that every
 client, of either facade, can call it from the test's thread. A client call
 is one function, `call(kind, target, ...)`, which opens a channel, makes one
 call of the shape asked for and closes the channel; an asyncio client runs
-it on a fresh event loop. Calls run under a watchdog: one that has not ended
+it on a fresh event loop. Event loops are uvloop's when it is installed
+(its TLS transport is not asyncio's; grpcpy.aio.run picks it too). Calls run under a watchdog: one that has not ended
 well after its own deadline fails the test as a hang instead of hanging it
 (and a hang that holds the GIL, which no Python watchdog can interrupt,
 ends the test process with every thread's stack, through faulthandler).
@@ -39,6 +40,15 @@ METHOD = {"unary_unary": "/T/Who", "unary_stream": "/T/US", "stream_unary": "/T/
 WATCHDOG = 60.0   # seconds past which a call counts as hung
 # request metadata that says who the client library is, not what the call carries
 _LIBRARY_METADATA = ("user-agent",)
+
+
+def new_loop():
+    """An event loop for a server thread: uvloop's when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def top(kind):
@@ -130,7 +140,7 @@ def serving(kind, address="127.0.0.1:0", creds=None):
         finally:
             server.stop(None)
         return
-    loop = asyncio.new_event_loop()
+    loop = new_loop()
     box = {}
     ready = threading.Event()
 
@@ -268,4 +278,4 @@ def _watch_aio(coro):
             return await asyncio.wait_for(coro, WATCHDOG)
         except asyncio.TimeoutError:
             pytest.fail("the call hung (still running after %.0f s)" % WATCHDOG)
-    return asyncio.run(guarded())
+    return grpcpy.aio.run(guarded())

@@ -68,7 +68,7 @@ def channel_creds(mod, roots="ca", client=None):
 
 
 def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 30))
+    return grpcpy.aio.run(asyncio.wait_for(coro, 30))   # uvloop's TLS when it is installed
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=IDS)

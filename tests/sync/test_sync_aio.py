@@ -12,9 +12,18 @@ import grpcpy.aio
 from .conftest import path, standard_handlers
 
 
+def _new_loop():
+    """uvloop's loop when it is installed (grpcpy.aio.run's choice)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class LoopThread:
     def __init__(self):
-        self.loop = asyncio.new_event_loop()
+        self.loop = _new_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 

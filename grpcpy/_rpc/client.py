@@ -1,0 +1,390 @@
+"""A client call, as the application sees it: the rules both facades share.
+
+`ClientCall` is the `user` of the core's ClientCall objects: the core's
+events arrive as _on_initial_metadata / _on_message / _on_end /
+_on_write_ready (through grpcpy._rpc.events). It keeps the call's status,
+metadata and received messages, and decides everything the API shows:
+
+- serialisation: a request serializer that raises fails the call INTERNAL
+  "Exception serializing request!", a response deserializer that raises
+  cancels it and fails it INTERNAL "Exception deserializing response!"
+  (grpcio's codes and texts);
+- metadata given by the application is type-checked before anything is
+  sent: a `str` value for a `-bin` key, or a value that is neither str nor
+  bytes, raises TypeError from the call (grpcio's exceptions); keys the wire
+  cannot carry fail the call INTERNAL (the core's start_call ends it with a
+  status; nothing is sent);
+- cancellation: a local cancel settles the status (CANCELLED, "Locally
+  cancelled by application!") before the core reports the reset, so the
+  application's status is never replaced;
+- a request iterator that raises fails the call UNKNOWN "Exception iterating
+  requests!" (grpcio's sync API; grpc.aio reports a local cancellation
+  instead, which hides that the application's iterator failed: grpcpy does
+  not copy that);
+- the unary result: the one response of an OK unary-response call, the same
+  object every time it is asked for (grpcio returns the response again when
+  a finished call is awaited a second time);
+- call credentials: the metadata plugins run before the call starts and
+  their wait is bounded by the call's deadline (DEADLINE_EXCEEDED), in both
+  facades; a plugin error fails the call UNAVAILABLE with its text.
+
+Attempts. A call is carried by attempts: each attempt is one core call on
+one connection. The structure is there for retries and hedging (several
+attempts, one after another or overlapping, on different connections, and
+the transparent retry of a stream the server never processed); today a call
+makes exactly one attempt and commits to it at once, so the attempt's
+connection and core call are also kept on the call itself for the hot path
+(`_conn`, `_core_call`). A later retry policy makes each uncommitted attempt
+the user of its own core call and buffers its events until it commits.
+
+A facade subclass provides: `_now()` (its clock: the deadline is kept in
+it), the wake-ups `_wake_initial`, `_wake_message`, `_wake_write`,
+`_wake_end` (called with the connection's lock held on the sync side), and
+`_error()` (the exception that its API raises for a failed call). Methods
+that act on the core expect the facade to hold the connection's lock, if it
+has one.
+"""
+import collections
+import logging
+
+from grpcpy import _credentials, _types
+
+_LOGGER = logging.getLogger("grpcpy.call")
+StatusCode = _types.StatusCode
+_OK = StatusCode.OK
+_CANCELLED = StatusCode.CANCELLED
+_INTERNAL = StatusCode.INTERNAL
+_status_from_number = _types.status_from_number
+_status_number = _types.status_number
+_compression_name = _types.compression_name
+
+LOCALLY_CANCELLED = "Locally cancelled by application!"
+CHANNEL_CLOSED = "Channel closed!"
+DEADLINE_EXCEEDED = "Deadline Exceeded"
+_SERIALIZE_FAILED = "Exception serializing request!"
+_DESERIALIZE_FAILED = "Exception deserializing response!"
+_ITERATOR_FAILED = "Exception iterating requests!"
+_NO_RESPONSE = "No response message received for a unary-response call"
+
+_NOTHING = object()
+
+
+class CallSerializationError(Exception):
+    """Raised by ClientCall._serialize when the request serializer failed;
+    the call has already ended INTERNAL."""
+
+
+def check_metadata(metadata):
+    """grpcio's type rules for metadata an application passes to a call:
+    TypeError, and nothing is sent. (Keys and values the wire cannot carry
+    are the core's to refuse; they end the call INTERNAL.)"""
+    if not metadata:
+        return
+    for item in metadata:
+        key, value = item
+        if isinstance(value, str):
+            if key.endswith("-bin"):
+                raise TypeError('Binary metadata key="%s" expected bytes, got %r' % (key, str))
+        elif not isinstance(value, (bytes, bytearray)):
+            raise TypeError("Expected str, not %r" % (type(value),))
+
+
+class Attempt:
+    """One try of a call: a core call on one connection."""
+
+    __slots__ = ("conn", "core_call", "number")
+
+    def __init__(self, conn, core_call, number):
+        self.conn = conn
+        self.core_call = core_call
+        self.number = number
+
+    def __repr__(self):
+        return "<Attempt %d on %r>" % (self.number, self.conn)
+
+
+class ClientCall:
+    """One client call: status, metadata, messages and the rules over them."""
+
+    # state most calls never touch lives on the class until a call sets it
+    _attempt_log = ()          # (connection, core call) of each attempt, in order
+    _conn = None               # connection of the committed attempt
+    _core_call = None          # its core call
+    _initial_metadata = None
+    _code = None
+    _details = None
+    _trailing_metadata = None
+    _cancelled_locally = False
+    _ended = False
+    _request = None            # the serialized unary request, until it is sent
+    _response = _NOTHING       # the unary result once deserialized
+    _response_streaming = True
+
+    def __init__(self, channel, method, serializer, deserializer, timeout, metadata, credentials,
+                 wait_for_ready, compression, request=_NOTHING):
+        """`request`: the request of a unary-request call, serialized here
+        (a serializer that raises fails the call, not the caller, as in
+        grpcio) and sent with the start."""
+        self._channel = channel
+        self._method = method
+        self._serializer = serializer
+        self._deserializer = deserializer
+        self._deadline = None if timeout is None else self._now() + timeout
+        self._messages = collections.deque()
+        if metadata:
+            check_metadata(metadata)
+        self._metadata = metadata
+        self._credentials = credentials
+        self._wait_for_ready = wait_for_ready
+        if compression is None:
+            self._compression = channel._options.compression
+        else:
+            self._compression = _compression_name(compression) or channel._options.compression
+        if request is not _NOTHING:
+            if serializer is None:
+                self._request = request
+            else:
+                try:
+                    self._request = serializer(request)
+                except Exception:
+                    _LOGGER.exception(_SERIALIZE_FAILED)
+                    self._finish_local(_INTERNAL, _SERIALIZE_FAILED)
+
+    # -- facade hooks ----------------------------------------------------------------
+
+    def _now(self):
+        raise NotImplementedError
+
+    def _wake_initial(self):
+        pass
+
+    def _wake_message(self):
+        pass
+
+    def _wake_write(self):
+        pass
+
+    def _wake_end(self):
+        pass
+
+    def _error(self):
+        raise NotImplementedError
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _serialize(self, message):
+        """The wire form of a request message; on failure the call ends
+        INTERNAL and CallSerializationError is raised."""
+        serializer = self._serializer
+        if serializer is None:
+            return message
+        try:
+            return serializer(message)
+        except Exception:
+            _LOGGER.exception(_SERIALIZE_FAILED)
+            self._cancel(_INTERNAL, _SERIALIZE_FAILED, by_application=False)
+            raise CallSerializationError() from None
+
+    def _deserialize(self, raw):
+        deserializer = self._deserializer
+        if deserializer is None:
+            return raw
+        try:
+            return deserializer(raw)
+        except Exception:
+            _LOGGER.exception(_DESERIALIZE_FAILED)
+            self._cancel(_INTERNAL, _DESERIALIZE_FAILED, by_application=False)
+            return _NOTHING
+
+    # -- call credentials ----------------------------------------------------------------
+
+    def _auth_plugins(self):
+        """The metadata plugins to run before the call starts, or None after
+        failing the call (plugins refused on this channel)."""
+        channel = self._channel
+        plugins, refusal = _credentials.call_plugins(channel._credentials, self._credentials)
+        if refusal is not None:
+            self._finish_local(*refusal)
+            return None
+        return plugins
+
+    def _auth_context(self):
+        channel = self._channel
+        return _credentials.auth_context_for(channel._scheme, channel._authority, self._method)
+
+    def _auth_remaining(self):
+        """How long the plugins may take: the call's deadline bounds them."""
+        return None if self._deadline is None else max(0.0, self._deadline - self._now())
+
+    def _auth_timed_out(self):
+        self._finish_local(StatusCode.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED)
+
+    def _auth_answer(self, extra, metadata, error):
+        """One plugin answered: False after failing the call."""
+        if error is not None:
+            self._finish_local(StatusCode.UNAVAILABLE, error)
+            return False
+        extra.extend(metadata)
+        return True
+
+    def _auth_done(self, extra):
+        if extra:
+            self._metadata = tuple(self._metadata or ()) + tuple(extra)
+
+    # -- attempts ------------------------------------------------------------------------
+
+    @property
+    def attempts(self):
+        """The attempts made so far, oldest first (kept as plain pairs on
+        the hot path; Attempt objects are made when asked for)."""
+        return [Attempt(conn, core_call, n) for n, (conn, core_call) in enumerate(self._attempt_log)]
+
+    def _start_on(self, conn):
+        """Start an attempt on a ready connection (the facade holds its lock)
+        and commit to it; the unary request goes with it."""
+        if self._ended:
+            return
+        refusal = conn.call_refusal
+        if refusal is not None:     # e.g. the TLS call-host check
+            self._finish_local(*refusal)
+            return
+        now = self._now()
+        timeout = -1.0 if self._deadline is None else max(0.0, self._deadline - now)
+        core = conn.core
+        # metadata the wire cannot carry ends the call INTERNAL in the core
+        # (its CALL_ENDED comes with after_action); a unary response is
+        # held to exactly one message there too
+        core_call = core.start_call(self._method, now, timeout, self._metadata, self._compression, self,
+                                    self._response_streaming)
+        self._attempt_log = self._attempt_log + ((conn, core_call),)
+        self._conn = conn
+        self._core_call = core_call
+        request = self._request
+        if request is not None:
+            self._request = None
+            core.send_unary(core_call, request)
+        conn.after_action()
+
+    # -- events from the core ------------------------------------------------------------
+
+    def _on_initial_metadata(self, metadata):
+        self._initial_metadata = metadata
+        self._wake_initial()
+
+    def _on_message(self, data, wire):
+        self._messages.append((data, wire))
+        self._wake_message()
+
+    def _on_write_ready(self):
+        self._wake_write()
+
+    def _on_end(self, code, details, trailing):
+        if self._ended:
+            return
+        self._ended = True
+        self._code = _status_from_number(code)
+        self._details = details
+        self._trailing_metadata = trailing
+        if self._initial_metadata is None:
+            self._initial_metadata = ()
+        core_call = self._core_call
+        if core_call is not None:
+            # no more events for this call: break the cycle with the core's
+            # call object so both are freed by reference counting
+            core_call.user = None
+        self._wake_end()
+
+    def _finish_local(self, code, details):
+        """The call ends with a status decided here (never started, refused,
+        cancelled)."""
+        if not self._ended:
+            self._on_end(_status_number(code), details, ())
+
+    # -- acting on the call (the facade holds the connection's lock) ---------------------
+
+    def _take_message(self):
+        """The next received message (raw), or None; gives its flow-control
+        credit back."""
+        messages = self._messages
+        if not messages:
+            return None
+        data, wire = messages.popleft()
+        if not self._ended:
+            conn = self._conn
+            conn.core.message_consumed(self._core_call, wire)
+            conn.after_action()
+        return data
+
+    def _send(self, payload):
+        """Queue one request message: True while flow control holds it."""
+        conn = self._conn
+        core = conn.core
+        core_call = self._core_call
+        core.send_message(core_call, payload)
+        conn.after_action()
+        return not self._ended and core.write_pending(core_call)
+
+    def _close_send(self):
+        if not self._ended and self._conn is not None:
+            self._conn.core.close_send(self._core_call)
+            self._conn.after_action()
+
+    def _cancel(self, code=_CANCELLED, details=LOCALLY_CANCELLED, by_application=True):
+        """End the call now with this status: False if it had ended."""
+        if self._ended:
+            return False
+        self._cancelled_locally = by_application
+        conn = self._conn
+        if conn is not None:
+            # resets the stream and queues the core's CALL_ENDED (CANCELLED)
+            conn.core.cancel_call(self._core_call, details)
+        # the status is ours: settled before that event is delivered, so
+        # the core's CANCELLED never replaces the code we were given
+        self._finish_local(code, details)
+        if conn is not None:
+            conn.after_action()
+        return True
+
+    def _iterator_failed(self):
+        """The application's request iterator raised (logged by the caller)."""
+        self._cancel(StatusCode.UNKNOWN, _ITERATOR_FAILED, by_application=False)
+
+    # -- results -------------------------------------------------------------------------
+
+    def _unary_result(self):
+        """The response of a finished unary-response call; raises the
+        facade's error for a failed call."""
+        response = self._response
+        if response is not _NOTHING:
+            return response
+        if self._code is not _OK:
+            raise self._error()
+        if self._messages:
+            response = self._messages[0][0]
+            deserializer = self._deserializer
+            if deserializer is not None:
+                response = self._deserialize(response)
+                if response is _NOTHING:       # the deserializer failed the call
+                    raise self._error()
+            self._response = response
+            return response
+        # OK without a message (the core reports this cardinality violation
+        # itself; kept for a status settled locally as OK)
+        self._code = StatusCode.UNIMPLEMENTED
+        self._details = _NO_RESPONSE
+        raise self._error()
+
+    def _debug_string(self):
+        if self._code is None or self._code is _OK:
+            return ""
+        return "grpc_status:%d, grpc_message:%r" % (self._code.value[0], self._details)
+
+    def _time_remaining(self):
+        deadline = self._deadline
+        if deadline is None:
+            return None
+        return max(0.0, deadline - self._now())
+
+    def _status_repr(self, name):
+        return '<%s of RPC that terminated with:\n\tstatus = %s\n\tdetails = "%s"\n\tdebug_error_string = "%s"\n>' % (
+            name, self._code, self._details, self._debug_string())

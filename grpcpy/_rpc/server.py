@@ -1,0 +1,375 @@
+"""A server call, as the handler sees it, and server admission: the rules
+both facades share.
+
+Admission (ServerRules._call_started, on the connection's event dispatch):
+a call that arrives while the server is not serving ends UNAVAILABLE
+"server is shutting down"; beyond maximum_concurrent_rpcs it ends
+RESOURCE_EXHAUSTED "Concurrent RPC limit exceeded!"; a method no handler
+serves ends UNIMPLEMENTED "Method not found!" (found at once when the server
+has no interceptors; behind interceptors the chain decides in the handler's
+task or thread). The handler's request/response shape is given to the core,
+which enforces the cardinality of unary sides (UNIMPLEMENTED, as the gRPC
+status-code spec says for both sides).
+
+The handler's status (CallContext):
+- abort(code, details) ends the handler with that status; abort(OK) is a
+  mistake and ends the call UNKNOWN with empty details (logged);
+- set_code / set_details choose the status of a handler that returns; a
+  handler that raises after choosing a failing code keeps that code AND its
+  details (grpc.aio replaces the details with "Unexpected <class ...>";
+  grpcpy does not); otherwise it ends UNKNOWN "Exception calling
+  application: <exception>" (or "Exception iterating responses: ..." when its
+  response iterator raised);
+- a request the deserializer cannot read ends the call INTERNAL "Exception
+  deserializing request!"; a response the serializer cannot write (None
+  included: a unary handler that forgot to return) ends it INTERNAL "Failed
+  to serialize response!" - in both facades (grpc.aio reported UNKNOWN, or
+  sent an empty message for None);
+- trailing metadata the wire cannot carry (invalid key, a value that is not
+  str/bytes, a str value for a -bin key) ends the call INTERNAL "Invalid
+  metadata", without those trailers (grpcio's status; its sync server hangs
+  on a non-str value instead);
+- cancel() by the handler ends the call CANCELLED as trailers (and resets the
+  stream if the client is still sending), as grpcio's sync server does: the
+  client sees a precise status. (grpc.aio resets the stream only.)
+
+A facade subclasses CallContext with its API (blocking or async methods) and
+its waiting: `_wake()` (a message, half-close or end arrived) and `_ended()`
+(the core ended the call without us). The methods here that act on the core
+expect the facade to hold the connection's lock, if it has one.
+"""
+import collections
+import logging
+
+from grpcpy import _cext, _types
+from grpcpy._context import PeerInfo
+from grpcpy._rpc.client import check_metadata
+
+_LOGGER = logging.getLogger("grpcpy.server")
+StatusCode = _types.StatusCode
+_OK = StatusCode.OK
+_UNKNOWN = StatusCode.UNKNOWN
+_INTERNAL = StatusCode.INTERNAL
+_status_number = _types.status_number
+_status_from_number = _types.status_from_number
+_encode_metadata = _cext.encode_metadata
+_SC_CANCELLED = _cext.SC_CANCELLED
+
+SHUTTING_DOWN = "server is shutting down"
+TOO_MANY_RPCS = "Concurrent RPC limit exceeded!"
+NOT_FOUND = "Method not found!"
+CALLING_FAILED = "Exception calling application: %s"
+ITERATING_FAILED = "Exception iterating responses: %s"
+_DESERIALIZE_FAILED = "Exception deserializing request!"
+_SERIALIZE_FAILED = "Failed to serialize response!"
+_INVALID_METADATA = "Invalid metadata"
+
+
+class CallFailed(Exception):
+    """The call ends with a status the server chose (a message that cannot
+    be (de)serialized); raised out of the handler's path."""
+
+    def __init__(self, code, details):
+        Exception.__init__(self, details)
+        self.code = code
+        self.details = details
+
+
+class CallContext(PeerInfo):
+    """State and rules of one server call (a servicer context's core)."""
+
+    # state most calls never touch lives on the class until a call sets it
+    _finished = False        # status sent or call ended
+    _cancelled = False       # ended by the core: client cancel, deadline, connection lost
+    _code = None
+    _details = None
+    _trailing = None
+    _callbacks = None
+    _metadata = None
+    _handler = None
+
+    def __init__(self, conn, call, handler):
+        self._conn = conn
+        self._peer_source = conn
+        self._core = conn.core
+        self._call = call
+        self._handler = handler
+        self._messages = collections.deque()
+        self._half_closed = call.half_closed
+
+    # -- facade hooks ----------------------------------------------------------------
+
+    def _wake(self):
+        pass
+
+    def _ended(self):
+        pass
+
+    def _finish(self, code, details):
+        """Send the final status (taking the connection's lock if it has one)
+        and run the done-callbacks: the facade's _send_status wrapper."""
+        raise NotImplementedError
+
+    # -- events from the core ------------------------------------------------------------
+
+    def _on_message(self, data, wire):
+        self._messages.append((data, wire))
+        self._wake()
+
+    def _on_half_close(self):
+        self._half_closed = True
+        self._wake()
+
+    def _on_write_ready(self):
+        """Flow control let queued responses go (a facade with one waiter
+        for everything takes it as a wake-up)."""
+        self._wake()
+
+    def _on_end(self, code, details):
+        """The core ended the call without us: client cancel, deadline,
+        connection lost, a protocol or cardinality failure."""
+        if self._finished:
+            return
+        self._finished = True
+        self._cancelled = True
+        self._code = _status_from_number(code)
+        self._details = details
+        self._wake()
+        self._ended()
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _take_message(self):
+        """The next request message already received (raw), or None; gives
+        its flow-control credit back."""
+        messages = self._messages
+        if not messages:
+            return None
+        data, wire = messages.popleft()
+        if not self._finished:
+            self._core.message_consumed(self._call, wire)
+            self._conn.after_action()
+        return data
+
+    def _deserialize(self, raw):
+        deserializer = self._handler.request_deserializer
+        if deserializer is None:
+            return raw
+        try:
+            return deserializer(raw)
+        except Exception:
+            _LOGGER.exception(_DESERIALIZE_FAILED)
+            raise CallFailed(_INTERNAL, _DESERIALIZE_FAILED) from None
+
+    # -- responses ------------------------------------------------------------------------
+
+    def _serialize(self, message):
+        serializer = self._handler.response_serializer
+        try:
+            payload = message if serializer is None else serializer(message)
+        except Exception:
+            _LOGGER.exception("Exception serializing message!")
+            payload = None
+        if payload is None:
+            raise CallFailed(_INTERNAL, _SERIALIZE_FAILED)
+        return payload
+
+    def _send(self, payload):
+        """Queue one response message: True while flow control holds it."""
+        core = self._core
+        core.send_message(self._call, payload)
+        self._conn.after_action()
+        return not self._finished and core.write_pending(self._call)
+
+    def _send_initial_metadata(self, metadata):
+        """False if it was sent already."""
+        call = self._call
+        if call.headers_sent:
+            return False
+        if not self._finished:
+            metadata = tuple(metadata)
+            check_metadata(metadata)
+            self._core.send_initial_metadata(call, metadata)
+            self._conn.after_action()
+        return True
+
+    def _respond(self, response):
+        """Finish a unary-response call: the response (unless the handler
+        chose a failing code), then the status. Returns the callbacks to run."""
+        if self._finished:
+            return None
+        code = self._code
+        if code is None or code is _OK or _status_number(code) == 0:
+            self._core.send_message(self._call, self._serialize(response))
+            code = _OK
+        return self._send_status(code, self._details)
+
+    # -- status ---------------------------------------------------------------------------
+
+    def _set_abort(self, code, details):
+        if code is None or _status_number(code) == 0:
+            _LOGGER.error("abort() called with StatusCode.OK; returning UNKNOWN")
+            code = _UNKNOWN
+            details = ""
+        self._code = code
+        self._details = details
+
+    def _set_handler(self, handler):
+        """The handler an interceptor chain found: the core learns its
+        cardinality now (which may end the call: a unary request that got
+        two messages, or none before the half-close)."""
+        self._handler = handler
+        self._core.set_cardinality(self._call, handler.request_streaming, handler.response_streaming)
+        self._conn.after_action()
+
+    def _missing_request_status(self):
+        """A unary-request call whose client sent no request (grpcio's sync
+        server's text; the gRPC spec's code for a cardinality violation)."""
+        return StatusCode.UNIMPLEMENTED, '"%s" requires exactly one request message.' % (self._call.method,)
+
+    def _final_status(self):
+        """The status of a handler that returned."""
+        return (_OK if self._code is None else self._code), self._details
+
+    def _handler_failed(self, exc, template):
+        """The handler raised `exc` (logged here): a failing code it chose
+        before stands with its details, else UNKNOWN with the template's
+        text. The facade's _finish sends it."""
+        if self._finished:
+            return
+        _LOGGER.error(template, exc, exc_info=exc)
+        code = self._code
+        if code is not None and _status_number(code) != 0:
+            self._finish(code, self._details)
+        else:
+            self._finish(_UNKNOWN, template % (exc,))
+
+    def _send_status(self, code, details):
+        """Send the call's final status (once). Returns the done-callbacks
+        to run (outside any lock), or None."""
+        if self._finished:
+            return None
+        self._finished = True
+        trailing = self._trailing
+        number = 0 if code is _OK else _status_number(code)
+        if trailing:
+            try:
+                check_metadata(trailing)
+                _encode_metadata(trailing)
+            except (TypeError, ValueError) as exc:   # MetadataError is a ValueError
+                _LOGGER.error("invalid trailing metadata %r: %s", trailing, exc)
+                number, details, trailing = _INTERNAL.value[0], _INVALID_METADATA, None
+        self._core.send_status(self._call, number, details or "", trailing)
+        self._conn.after_action()
+        callbacks = self._callbacks
+        self._callbacks = None
+        return callbacks
+
+    def _cancel_by_handler(self):
+        """The handler cancels its own call: CANCELLED as trailers; the
+        core's end event then reaches _on_end."""
+        if not self._finished:
+            self._core.cancel_by_application(self._call)
+            self._conn.after_action()
+
+    def _time_remaining(self, now):
+        deadline = self._call.deadline
+        if deadline == float("inf"):
+            return None
+        return max(0.0, deadline - now)
+
+    # -- grpc.ServicerContext methods that need no waiting -----------------------------------
+
+    def set_trailing_metadata(self, trailing_metadata):
+        self._trailing = tuple(trailing_metadata)
+
+    def set_code(self, code):
+        self._code = code
+
+    def set_details(self, details):
+        self._details = details
+
+    def code(self):
+        return self._code
+
+    def disable_next_message_compression(self):
+        self._call.compress_next = False
+
+    def is_active(self):
+        return not self._finished
+
+
+class ServerRules:
+    """Handler registration, admission and method lookup of a server."""
+
+    def _init_rules(self, generic_handlers, interceptors, maximum_concurrent_rpcs):
+        self._handlers = []
+        self._registered = {}
+        self._interceptors = list(interceptors or ())
+        self._max_rpcs = maximum_concurrent_rpcs
+        self._active = set()
+        self.add_generic_rpc_handlers(generic_handlers or ())
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers):
+        for handler in generic_rpc_handlers:
+            table = getattr(handler, "method_handlers", None)
+            if callable(table) and not self._interceptors and not self._handlers:
+                # grpcpy's own generic handler, with no other generic handler
+                # before it: its table answers directly (an earlier entry for
+                # a method wins, as the first handler in order would)
+                for method, method_handler in table().items():
+                    self._registered.setdefault(method, method_handler)
+            else:
+                self._handlers.append(handler)
+
+    def add_registered_method_handlers(self, service_name, method_handlers):
+        for method, handler in method_handlers.items():
+            self._registered[_types.fully_qualified_method(service_name, method)] = handler
+
+    # a server subclass sets: _context_class (its CallContext), _state
+    # ("new", "started", "stopping", "stopped")
+    _context_class = CallContext
+    _state = "new"
+
+    def _call_started(self, conn, call):
+        """A call the core validated: its context, or None after refusing it."""
+        core = conn.core
+        if self._state != "started":
+            return self._refuse(conn, call, _cext.SC_UNAVAILABLE, SHUTTING_DOWN)
+        if self._max_rpcs is not None and len(self._active) >= self._max_rpcs:
+            return self._refuse(conn, call, _cext.SC_RESOURCE_EXHAUSTED, TOO_MANY_RPCS)
+        handler = None
+        if not self._interceptors:
+            handler = self._registered.get(call.method)
+            if handler is None:
+                handler = self._lookup(_types.handler_call_details(call.method, _metadata_of(call)))
+                if handler is None:
+                    return self._refuse(conn, call, _cext.SC_UNIMPLEMENTED, NOT_FOUND)
+        ctx = self._context_class(conn, call, handler)
+        if handler is None:
+            core.accept_call(call, ctx)         # the interceptor chain finds it later
+        else:
+            core.accept_call(call, ctx, handler.request_streaming, handler.response_streaming)
+        self._active.add(ctx)
+        return ctx
+
+    @staticmethod
+    def _refuse(conn, call, code, details):
+        conn.core.send_status(call, code, details)
+        conn.after_action()
+        return None
+
+    def _lookup(self, handler_call_details):
+        """The handler for a call: registered methods, then the generic
+        handlers in order (the end of an interceptor chain too)."""
+        handler = self._registered.get(handler_call_details.method)
+        if handler is None:
+            for generic in self._handlers:
+                handler = generic.service(handler_call_details)
+                if handler is not None:
+                    break
+        return handler
+
+
+def _metadata_of(call):
+    return tuple(_types.Metadatum(k, v) for k, v in call.metadata)
