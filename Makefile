@@ -5,6 +5,8 @@ PYTHON ?= python3
 compile:
 	$(PYTHON) setup.py build_ext --inplace
 
+# debug: -O0, line tracing, and the measurement hooks (grpcpy._cext_debug, for
+# perf/core_bench.py's allocation figures). Back to a release build: make clean compile
 debug:
 	GRPCPY_DEBUG=1 $(PYTHON) setup.py build_ext --inplace --force
 
@@ -21,4 +23,4 @@ bench-e2e: compile
 	$(PYTHON) perf/bench.py
 
 clean:
-	rm -rf build grpcpy/*.so _cext/*.c _cext/*.html
+	rm -rf build grpcpy/*.so _cext/*.c _cext/*.html dist

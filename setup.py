@@ -3,11 +3,18 @@
 The extension is one compilation unit (_cext/_cext.pyx includes its parts), so
 the codec and the core call each other as plain C functions.
 
+Its declarations (every cdef class's fields and cdef signatures) are
+grpcpy/_cext.pxd, which includes the _cext/**/*.pxd.pxi pages.
+
 Switches (environment variables, so they work through `pip install`):
   GRPCPY_CYTHON_ANNOTATE=1  write _cext/*.html annotation files (`cython -a`)
   GRPCPY_DEBUG=1            no optimisation, assertions and line tracing on
-                            (for coverage and line profilers)
+                            (for coverage and line profilers), and the
+                            measurement hooks grpcpy._cext_debug (allocation
+                            counting for perf/core_bench.py); its C files go
+                            to build/cython-debug, apart from a release build's
 """
+import glob
 import os
 
 from setuptools import Extension, setup
@@ -46,12 +53,35 @@ extensions = [
         extra_compile_args=compile_args,
     )
 ]
+if DEBUG:
+    extensions.append(Extension(
+        "grpcpy._cext_debug",
+        sources=["_cext/debug.pyx"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+    ))
+BUILD_DIR = "build/cython-debug" if DEBUG else None
+
+
+def _declarations_changed():
+    """cythonize follows the .pyx's includes but not the module's
+    declarations (grpcpy/_cext.pxd and the pages it includes): regenerate
+    the C file when one of those is newer than it."""
+    c_file = os.path.join(BUILD_DIR or "", "_cext/_cext.c")
+    if not os.path.exists(c_file):
+        return False
+    pages = ["grpcpy/_cext.pxd"] + glob.glob("_cext/**/*.pxd.pxi", recursive=True)
+    return max(os.path.getmtime(p) for p in pages) > os.path.getmtime(c_file)
+
 
 setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,
         annotate=ANNOTATE,
-        include_path=["_cext"],
+        # ".": Cython finds the declarations of grpcpy._cext as grpcpy/_cext.pxd
+        include_path=["_cext", "."],
+        build_dir=BUILD_DIR,
+        force=_declarations_changed(),
     ),
 )

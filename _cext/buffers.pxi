@@ -10,6 +10,8 @@
 #   (written, cleared, recycled) while any view is alive: a view handed to a
 #   transport must never see its bytes overwritten underneath it.
 # BufferPool: recycles WriteBuffers (their allocations) across flushes.
+#
+# The fields and cdef signatures of its classes: buffers.pxd.pxi.
 
 
 cdef char* BYTE_FORMAT = "B"
@@ -19,14 +21,8 @@ cdef Py_ssize_t WRITE_BUFFER_INITIAL = 4096
 cdef Py_ssize_t WRITE_BUFFER_KEEP = 4 * 1024 * 1024
 
 
-@cython.final
 @cython.no_gc_clear
 cdef class ReadBuffer:
-    cdef list _chunks       # bytes objects; _chunks[_head:] are unread
-    cdef Py_ssize_t _head   # index of the first unread chunk
-    cdef Py_ssize_t _pos    # read offset inside _chunks[_head]
-    cdef Py_ssize_t _size   # unread bytes in total
-
     def __cinit__(self):
         self._chunks = []
         self._head = 0
@@ -129,13 +125,7 @@ cdef class ReadBuffer:
         self._size = 0
 
 
-@cython.final
 cdef class WriteBuffer:
-    cdef char* _buf
-    cdef Py_ssize_t _cap
-    cdef Py_ssize_t _len
-    cdef Py_ssize_t _exports    # live buffer-protocol views
-
     def __cinit__(self, Py_ssize_t initial=WRITE_BUFFER_INITIAL):
         if initial < 64:
             initial = 64
@@ -260,13 +250,9 @@ cdef class WriteBuffer:
             self._cap = WRITE_BUFFER_INITIAL
 
 
-@cython.final
 cdef class BufferPool:
     """A free list of WriteBuffers. release() refuses a buffer that still has a
     live view, so a recycled buffer is never overwritten under a reader."""
-    cdef list _free
-    cdef Py_ssize_t _max_free
-    cdef Py_ssize_t _initial
 
     def __cinit__(self, Py_ssize_t max_free=16, Py_ssize_t initial=WRITE_BUFFER_INITIAL):
         self._free = []

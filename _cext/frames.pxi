@@ -34,6 +34,8 @@
 # The serializers are cpdef functions appending to a WriteBuffer, so the core
 # batches every frame of a flush into one contiguous write and calls them as
 # C functions.
+#
+# The fields and cdef signatures of its classes: frames.pxd.pxi.
 
 
 # Names for repr() and messages; index = frame type.
@@ -78,7 +80,6 @@ cdef object _empty_bytes = b""
 # One 16 KiB chunk of small gRPC frames yields a couple of hundred frames,
 # all released together once the caller is done with them; a freelist that
 # size lets the next chunk's frames reuse them without touching malloc.
-@cython.final
 @cython.freelist(256)
 cdef class Frame:
     """One received HTTP/2 frame (read-only).
@@ -104,26 +105,6 @@ cdef class Frame:
                         a stream error; the stream must be reset, the
                         connection goes on
     """
-    cdef readonly int type
-    cdef readonly int flags
-    cdef readonly uint32_t stream_id
-    cdef readonly bytes data
-    cdef readonly int pad_length
-    cdef readonly uint32_t flow_length
-    cdef readonly uint32_t depends_on
-    cdef readonly int weight
-    cdef readonly bint exclusive
-    cdef readonly uint32_t error_code
-    cdef readonly uint32_t last_stream_id
-    cdef readonly uint32_t window_increment
-    cdef readonly uint32_t promised_stream_id
-    cdef readonly list settings
-    cdef readonly object error
-    # DATA parsed by a parser in view mode (the connection's own): the
-    # payload is left where it lies in the chunk being parsed, data is None.
-    # Valid only while that chunk is (H2Connection.receive_data).
-    cdef const unsigned char* _dptr
-    cdef Py_ssize_t _dlen
 
     @property
     def end_stream(self):
@@ -211,7 +192,6 @@ cdef object _stream_error(uint32_t code, str message, uint32_t sid):
     return FrameError(code, message, sid, False)
 
 
-@cython.final
 cdef class FrameParser:
     """Incremental HTTP/2 frame parser: receive(chunk) -> list of Frame.
 
@@ -222,38 +202,6 @@ cdef class FrameParser:
     max_header_block_size  bytes of one header block held while it is being
                            assembled
     """
-    cdef uint32_t _max_frame_size
-    cdef Py_ssize_t _max_continuations
-    cdef Py_ssize_t _max_header_block_size
-
-    # Pending partial frame: its first _pend_len bytes. Once _pend_len >= 9
-    # the header has been checked and _cur_* hold its fields.
-    cdef unsigned char* _pend
-    cdef Py_ssize_t _pend_cap
-    cdef Py_ssize_t _pend_len
-    cdef uint32_t _cur_length
-    cdef uint8_t _cur_type
-    cdef uint8_t _cur_flags
-    cdef uint32_t _cur_sid
-
-    # Payload bytes of an unknown-type frame still to be discarded.
-    cdef Py_ssize_t _skip
-
-    # Open header block (HEADERS/PUSH_PROMISE without END_HEADERS).
-    cdef Frame _hb_frame           # None when no block is open
-    cdef unsigned char* _hb
-    cdef Py_ssize_t _hb_cap
-    cdef Py_ssize_t _hb_len
-    cdef Py_ssize_t _hb_count      # CONTINUATION frames so far
-
-    cdef object _dead              # the connection error that ended us
-
-    # View mode (set by H2Connection, never by the public API): DATA
-    # payloads that lie whole in the chunk being parsed are not copied; the
-    # frame points into the chunk (Frame._dptr) and is handled before the
-    # chunk is let go. A payload assembled in the pending buffer is copied
-    # as always (a later partial frame reuses that buffer).
-    cdef bint _data_views
 
     def __cinit__(self):
         self._pend = NULL

@@ -16,6 +16,8 @@
 # received chunks (feed_view: from the connection's read buffer, without a
 # bytes object per DATA frame). The eighth bounds what a peer that declares a
 # large message and stops can make us reserve: 8x what it sent.
+#
+# The fields and cdef signatures of its classes: framing.pxd.pxi.
 
 cdef enum:
     MESSAGE_PREFIX_SIZE = 5
@@ -23,16 +25,7 @@ cdef enum:
 cdef Py_ssize_t BODY_DIRECT = 64 * 1024
 
 
-@cython.final
 cdef class MessageDecoder:
-    cdef ReadBuffer _buf
-    cdef Py_ssize_t _max          # receive limit in bytes; -1: unlimited
-    cdef Py_ssize_t _need         # body bytes of the message in progress; -1: waiting for a prefix
-    cdef int _flag                # compressed flag of the message in progress
-    cdef object _error            # first error raised; the decoder stays failed
-    cdef bytes _body              # a large message assembled in place, or None
-    cdef Py_ssize_t _body_pos     # bytes of _body filled
-
     def __cinit__(self, Py_ssize_t max_message_size=4 * 1024 * 1024):
         self._buf = ReadBuffer()
         self._max = max_message_size

@@ -31,6 +31,8 @@
 # Header tuples that encoded without changing the table are cached with the
 # table generation they were encoded at; a repeat at the same generation is a
 # single dict look-up.
+#
+# The fields and cdef signatures of its classes: hpack.pxd.pxi.
 
 cdef enum:
     HPACK_STATIC_LEN = 61            # entries in the static table (Appendix A)
@@ -139,18 +141,7 @@ def _check_table_size(value):
     return value
 
 
-@cython.final
 cdef class _HeaderTable:
-    cdef list _ring              # entry tuples; len(_ring) is a power of two
-    cdef Py_ssize_t _mask
-    cdef Py_ssize_t _first       # ring slot of the oldest entry
-    cdef Py_ssize_t _count
-    cdef Py_ssize_t _size        # octets in use (§4.1)
-    cdef Py_ssize_t _max         # maximum size set by the last size update
-    cdef Py_ssize_t _inserted    # entries ever inserted
-    cdef dict _full              # encoder only: (name, value) -> seq
-    cdef dict _names             # encoder only: name -> seq of newest entry
-
     def __cinit__(self, Py_ssize_t max_size, bint indexed):
         self._ring = [None] * HPACK_RING_INITIAL
         self._mask = HPACK_RING_INITIAL - 1
@@ -226,7 +217,6 @@ cdef class _HeaderTable:
         return [self.get(i) for i in range(1, self._count + 1)]
 
 
-@cython.final
 cdef class Decoder:
     """HPACK decoder: one per connection, fed every header block in order.
 
@@ -235,13 +225,6 @@ cdef class Decoder:
       max_header_list_size  the SETTINGS_MAX_HEADER_LIST_SIZE this side
                             advertised (name + value + 32 per field, summed)
     """
-    cdef _HeaderTable _table
-    cdef Py_ssize_t _max_table_size
-    cdef Py_ssize_t _required        # -1, or the size the next block must shrink to
-    cdef Py_ssize_t _max_list
-    cdef unsigned char* _scratch     # Huffman output, reused across strings
-    cdef Py_ssize_t _scratch_cap
-    cdef object _never_indexed
 
     def __cinit__(self, max_table_size=HPACK_DEFAULT_TABLE_SIZE,
                   max_header_list_size=HPACK_DEFAULT_MAX_HEADER_LIST):
@@ -422,7 +405,6 @@ cdef class Decoder:
         return headers
 
 
-@cython.final
 cdef class Encoder:
     """HPACK encoder: one per connection, its blocks sent in the order made.
 
@@ -431,14 +413,6 @@ cdef class Encoder:
                       the table used is min(max_table_size, header_table_size)
       huffman         Huffman-code strings (only where strictly shorter)
     """
-    cdef _HeaderTable _table
-    cdef Py_ssize_t _max_table_size
-    cdef Py_ssize_t _peer_size       # the peer's SETTINGS_HEADER_TABLE_SIZE
-    cdef Py_ssize_t _pending_min     # -1, or smallest size since the last block
-    cdef bint _huffman
-    cdef uint64_t _gen               # bumped on every insert, eviction or resize
-    cdef dict _cache                 # headers tuple -> (bytes, generation)
-    cdef WriteBuffer _buf
 
     def __cinit__(self, max_table_size=HPACK_DEFAULT_TABLE_SIZE, huffman=True):
         _check_table_size(max_table_size)

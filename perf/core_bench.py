@@ -9,7 +9,12 @@ Figures:
   unary batch of 64    64 calls started, then one exchange of bytes each way
   allocations/call     object allocations (PyObject_Malloc calls) made by the
                        client core and by the server core per call, steady
-                       state; free-list hits cost nothing and are not counted
+                       state; free-list hits cost nothing and are not counted.
+                       The counting hook is compiled only into debug builds
+                       (grpcpy._cext_debug): build with `make debug` or
+                       `GRPCPY_DEBUG=1 pip install -e .` to get these figures
+                       (a release build skips them and says so; the call
+                       rates of a debug build are not comparable)
 Results go to perf/results/core-*.json.
 """
 import argparse
@@ -23,6 +28,13 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from grpcpy import _cext as c  # noqa: E402
+
+try:
+    from grpcpy._cext_debug import count_allocations  # noqa: E402
+except ImportError:     # a release build: no measurement hooks compiled in
+    count_allocations = None
+NO_ALLOCATION_FIGURES = ("allocations per call: not measured (a release build; the counting hook needs a "
+                         "debug build: `make debug` or `GRPCPY_DEBUG=1 pip install -e .`)")
 from harness import versions, write_results  # noqa: E402
 
 CE_MESSAGE, CE_HALF_CLOSED, CE_CALL_STARTED = c.CE_MESSAGE, c.CE_HALF_CLOSED, c.CE_CALL_STARTED
@@ -89,11 +101,11 @@ class Bench:
     def count_per_role(self, n):
         client_allocs = server_allocs = 0
         for _ in range(n):
-            to_server, a = c.count_allocations(self.start, 1)
+            to_server, a = count_allocations(self.start, 1)
             client_allocs += a
-            back, a = c.count_allocations(self.server_side, to_server)
+            back, a = count_allocations(self.server_side, to_server)
             server_allocs += a
-            _, a = c.count_allocations(self.client_side, back)
+            _, a = count_allocations(self.client_side, back)
             client_allocs += a
         return client_allocs / n, server_allocs / n
 
@@ -117,13 +129,16 @@ def main(argv=None):
         pingpong.append(args.calls / timed(b.one_call, args.calls))
         batches = max(1, args.calls // 64)
         batched.append(batches * 64 / timed(lambda: b.batch(64), batches))
-    client_allocs, server_allocs = b.count_per_role(2000)
     res = {
         "unary ping-pong (calls/s)": {"median": statistics.median(pingpong), "min": min(pingpong), "max": max(pingpong)},
         "unary batch of 64 (calls/s)": {"median": statistics.median(batched), "min": min(batched), "max": max(batched)},
-        "allocations per call, client core": client_allocs,
-        "allocations per call, server core": server_allocs,
     }
+    if count_allocations is not None:
+        client_allocs, server_allocs = b.count_per_role(2000)
+        res["allocations per call, client core"] = client_allocs
+        res["allocations per call, server core"] = server_allocs
+    else:
+        print(NO_ALLOCATION_FIGURES)
     for name, v in res.items():
         if isinstance(v, dict):
             print("%-40s %10.0f   (min %.0f, max %.0f)" % (name, v["median"], v["min"], v["max"]))

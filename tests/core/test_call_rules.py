@@ -74,12 +74,15 @@ def test_start_call_still_raises_for_programming_errors():
 # client: unary response
 
 
-def _answer(link, call, messages, code=0, message=None):
+def _answer(link, call, messages, code=0, message=None, trailers_only=False):
     link.client.send_unary(call, b"req")
     link.pump()
-    link.server.respond_headers(call.stream_id)
-    link.server.send_messages(call.stream_id, messages)
-    link.server.respond_status(call.stream_id, code, message)
+    if trailers_only:
+        link.server.trailers_only(call.stream_id, code, message)
+    else:
+        link.server.respond_headers(call.stream_id)
+        link.server.send_messages(call.stream_id, messages)
+        link.server.respond_status(call.stream_id, code, message)
     link.pump()
 
 
@@ -120,10 +123,7 @@ def test_unary_response_ok_without_message_is_unimplemented():
 def test_unary_response_trailers_only_ok_is_unimplemented():
     link = ClientLink()
     call = link.client.start_call(METHOD, link.now, response_streaming=False)
-    link.client.send_unary(call, b"req")
-    link.pump()
-    link.server.trailers_only(call.stream_id, 0)
-    link.pump()
+    _answer(link, call, [], trailers_only=True)
     assert link.ended(call).code == c.SC_UNIMPLEMENTED
 
 

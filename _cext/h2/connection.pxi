@@ -11,10 +11,10 @@
 # opens a socket, takes a lock or knows about asyncio.
 #
 # Everything that affects the state of streams and of the connection lives in
-# this file. It does not know about gRPC: what a stream *means* is decided by
-# the subclasses in call.pxi, which override the _on_* hooks. The base class
-# turns the hooks into H2Event objects, which is what the tests and any plain
-# HTTP/2 user see.
+# this file (streams.pxi holds the per-stream record). It does not know about
+# gRPC: what a stream *means* is decided by the subclasses in grpc/, which
+# override the _on_* hooks. The base class turns the hooks into H2Event
+# objects, which is what the tests and any plain HTTP/2 user see.
 #
 # Errors (RFC 9113 §5.4): a handler that finds a connection error raises
 # _ConnectionError; receive_data catches it, sends GOAWAY with the code, fails
@@ -31,18 +31,8 @@
 # The stream window grows by BDP estimation: a PING is timed against the bytes
 # that arrive while it is in flight, and when a window's worth arrives within
 # one round trip the window is doubled (up to max_window_size).
-
-cdef enum:
-    ST_IDLE = 0
-    ST_OPEN = 1
-    ST_HALF_CLOSED_LOCAL = 2
-    ST_HALF_CLOSED_REMOTE = 3
-    ST_CLOSED = 4
-
-    # how a forgotten-soon stream was closed (for frames that arrive after)
-    CL_RESET_SENT = 1
-    CL_RESET_RECEIVED = 2
-    CL_ENDED = 3
+#
+# The fields and cdef signatures of its classes: connection.pxd.pxi.
 
 cpdef enum H2EventKind:
     EV_HEADERS = 1              # stream_id, headers, end_stream
@@ -76,11 +66,6 @@ cdef bytes SHUTDOWN_PING = b"grpcpyGA"
 # large transient allocation (page faults, heap growth and trimming) is made
 # per message. 64 KiB measured best for the TLS layer's memory BIOs.
 cdef Py_ssize_t OUTPUT_CHUNK = 64 * 1024
-# Closed streams remembered to classify late frames (§5.1 "closed"); older
-# ones are treated as long closed. Bounded so a peer cannot grow it.
-cdef enum:
-    CLOSED_MEMORY = 1024
-
 
 class H2ProtocolError(Exception):
     """Raised to the caller for local misuse that the protocol forbids
@@ -98,18 +83,8 @@ class _ConnectionError(Exception):
         self.code = code
 
 
-@cython.final
 @cython.freelist(256)
 cdef class H2Event:
-    cdef readonly int kind
-    cdef readonly uint32_t stream_id
-    cdef readonly object headers
-    cdef readonly object data
-    cdef readonly bint end_stream
-    cdef readonly uint32_t error_code
-    cdef readonly bint remote
-    cdef readonly int64_t value
-
     def __repr__(self):
         return "H2Event(%s, stream=%d, end_stream=%s, error=%d, remote=%s, value=%d, headers=%r, data=%r)" % (
             EVENT_NAMES.get(self.kind, self.kind), self.stream_id, self.end_stream, self.error_code,
@@ -133,30 +108,8 @@ cdef inline H2Event _event(int kind, uint32_t sid):
     return ev
 
 
-@cython.final
 cdef class H2Config:
     """Local settings and limits. Defaults follow grpcio where it has one."""
-    # advertised settings
-    cdef public uint32_t header_table_size
-    cdef public uint32_t max_concurrent_streams     # 0xffffffff: not advertised (unlimited)
-    cdef public uint32_t initial_window_size
-    cdef public uint32_t max_frame_size
-    cdef public uint32_t max_header_list_size
-    # local policy
-    cdef public uint32_t connection_window_size     # raised from 65535 at start
-    cdef public uint32_t max_window_size            # BDP growth cap
-    cdef public bint bdp_probing
-    cdef public Py_ssize_t max_continuations
-    cdef public Py_ssize_t max_header_block_size
-    # DoS protection: control-frame replies (PING/SETTINGS ACK, RST_STREAM)
-    # queued while the transport does not drain; past this the peer is
-    # flooding us (CVE-2019-9512/9515) → ENHANCE_YOUR_CALM.
-    cdef public Py_ssize_t max_pending_control_frames
-    # Rapid reset (CVE-2023-44487): a token bucket of stream resets by the
-    # peer: `reset_burst` at once, refilled at `reset_rate` per second.
-    cdef public double reset_burst
-    cdef public double reset_rate
-    cdef public double settings_timeout             # seconds for the peer's SETTINGS ACK
 
     def __init__(self, **options):
         self.header_table_size = 4096
@@ -179,104 +132,7 @@ cdef class H2Config:
             setattr(self, name, value)
 
 
-cdef class H2Stream:
-    cdef readonly uint32_t stream_id
-    cdef readonly int state
-    cdef readonly int64_t send_window
-    cdef readonly int64_t recv_window        # what the peer may still send
-    cdef int64_t recv_unacked                # consumed, not yet credited
-    # outgoing data waiting for window
-    cdef list _out                           # bytes chunks
-    cdef Py_ssize_t _out_pos                 # offset in _out[0]
-    cdef readonly int64_t pending_bytes
-    cdef bint _out_end                       # END_STREAM after the queued data
-    cdef object _out_trailers                # headers to send (END_STREAM) after the data
-    cdef bint _queued                        # in the connection's send queue
-    cdef bint _drain_wanted                  # emit EV_STREAM_DRAINED when the queue empties
-    cdef readonly bint headers_received
-    cdef readonly bint local                 # opened by this side
-    # What the layer above attaches to the stream (call.pxi: its gRPC call).
-    # C-level only: callers reach calls through their connection, never
-    # through the HTTP/2 streams.
-    cdef object call
-
-    def __cinit__(self):
-        self._out = []
-
-    def __repr__(self):
-        return "<H2Stream %d state=%d send_window=%d recv_window=%d pending=%d>" % (
-            self.stream_id, self.state, self.send_window, self.recv_window, self.pending_bytes)
-
-
-cdef inline int _queue_chunk(H2Stream s, object data) except -1:
-    cdef bytes chunk = data if PyBytes_CheckExact(data) else bytes(data)
-    if PyBytes_GET_SIZE(chunk):
-        s._out.append(chunk)
-        s.pending_bytes += PyBytes_GET_SIZE(chunk)
-    return 0
-
-
 cdef class H2Connection:
-    cdef readonly int role
-    cdef readonly H2Config config
-    cdef FrameParser _parser
-    cdef Encoder _encoder
-    cdef Decoder _decoder
-    cdef WriteBuffer _out
-    cdef list _sealed                           # output pieces taken from _out, in order
-    cdef list _events
-    cdef readonly dict streams                  # open (not closed) streams by id
-    cdef dict _closed                           # recently closed id -> CL_*
-    cdef uint32_t _closed_order[CLOSED_MEMORY]  # ring of the ids in _closed, oldest at _closed_head
-    cdef Py_ssize_t _closed_head
-    cdef Py_ssize_t _closed_count
-    cdef list _send_queue                       # streams with data waiting for window
-    cdef Py_ssize_t _send_head
-
-    # connection state
-    cdef bint _preface_received                 # server: magic seen; both: first SETTINGS seen
-    cdef bint _settings_received
-    cdef bytes _magic_buf
-    cdef readonly bint closed                   # no further frames are processed or sent
-    cdef readonly uint32_t next_stream_id
-    cdef readonly uint32_t last_peer_stream_id  # highest stream id the peer opened
-    cdef readonly uint32_t peer_goaway_last_id  # 0xffffffff until the peer sends GOAWAY
-    cdef readonly uint32_t goaway_sent_last_id  # 0xffffffff until we send GOAWAY
-    cdef int _shutdown_phase                    # 0 none, 1 first GOAWAY+PING sent, 2 final GOAWAY sent
-    cdef readonly Py_ssize_t local_open         # open streams we initiated
-    cdef readonly Py_ssize_t peer_open          # open streams the peer initiated
-
-    # peer settings
-    cdef readonly uint32_t peer_max_concurrent_streams
-    cdef readonly uint32_t peer_initial_window_size
-    cdef readonly uint32_t peer_max_frame_size
-    cdef readonly uint32_t peer_max_header_list_size
-    cdef readonly bint peer_enable_push
-
-    # local settings in force (acknowledged by the peer)
-    cdef readonly uint32_t local_initial_window_size
-    cdef list _pending_settings                 # sent, awaiting ACK: list of lists of (id, value)
-    cdef double _settings_sent_at               # time of the oldest unacked SETTINGS, -1 none
-
-    # flow control
-    cdef readonly int64_t send_window           # connection send window
-    cdef readonly int64_t recv_window           # connection receive window
-    cdef int64_t _conn_unacked
-    cdef int64_t _conn_window_target
-
-    # BDP estimation
-    cdef bint _bdp_in_flight
-    cdef double _bdp_sent_at
-    cdef int64_t _bdp_sample
-    cdef double _bdp_rtt
-
-    # limits
-    cdef Py_ssize_t _control_pending
-    cdef readonly bint transport_paused         # see set_transport_paused()
-    cdef double _reset_tokens
-    cdef double _reset_stamp
-    cdef double _now                            # the time of the call being handled
-
     def __init__(self, bint client, H2Config config=None):
         if config is None:
             config = H2Config()
@@ -1264,7 +1120,7 @@ cdef class H2Connection:
         return self._take_events()
 
     # ------------------------------------------------------------------
-    # hooks: the base class reports events; call.pxi overrides these.
+    # hooks: the base class reports events; grpc/ overrides these.
 
     cdef inline void _push(self, H2Event ev):
         self._events.append(ev)

@@ -1,9 +1,14 @@
-# Measurement hooks for perf/: count the Python object allocations a piece of
-# code makes. The object allocator (PyObject_Malloc and friends) is wrapped by
-# a counting shim while `count_allocations` runs; objects served from a free
-# list (tuples, floats, freelist cdef classes) cost no allocation and are not
-# counted, which is exactly the cost the hot path should avoid.
+# cython: language_level=3
+"""grpcpy._cext_debug: measurement hooks for perf/, built only by debug builds
+(GRPCPY_DEBUG=1 pip install -e . / `make debug`), so a release build carries
+no test or measurement code.
 
+count_allocations(fn, *args) counts the Python object allocations a piece of
+code makes. The object allocator (PyObject_Malloc and friends) is wrapped by a
+counting shim while it runs; objects served from a free list (tuples, floats,
+freelist cdef classes) cost no allocation and are not counted, which is
+exactly the cost the hot path should avoid.
+"""
 cdef extern from "Python.h":
     ctypedef struct PyMemAllocatorEx:
         void* ctx
