@@ -57,6 +57,7 @@ cdef class GrpcConnection(H2Connection):
     cpdef list receive_data(self, data, double now=*)
     cpdef list handle_timeout(self, double now)
     cpdef double next_timer(self)
+    cdef str _size_error(self, str what, object exc)
     cdef void _arm_deadline(self, _Call call)
     cdef int _deadline_expired(self, _Call call) except -1
     cdef inline void _cpush(self, CallEvent ev)

@@ -131,6 +131,12 @@ cdef class GrpcConnection(H2Connection):
         self.max_receive_message_length = max_receive_message_length
         self.max_send_message_length = max_send_message_length
 
+    cdef str _size_error(self, str what, object exc):
+        """grpcio's text for a message over a size limit, naming the side
+        whose limit it is: "CLIENT: Received message larger than max (N vs. M)"."""
+        return "%s: %s message larger than max (%d vs. %d)" % (
+            "CLIENT" if self.role == ROLE_CLIENT else "SERVER", what, exc.length, exc.limit)
+
     cpdef list take_events(self):
         """Events produced by local actions (cancel, deadline...) since the
         last receive_data/handle_timeout/take_events."""
@@ -222,7 +228,7 @@ cdef class GrpcConnection(H2Connection):
                     try:
                         payload = _decompress(call.recv_encoding, payload, self.max_receive_message_length)
                     except MessageTooLarge as exc:
-                        self._fail_call(call, SC_RESOURCE_EXHAUSTED, str(exc))
+                        self._fail_call(call, SC_RESOURCE_EXHAUSTED, self._size_error("Received", exc))
                         return 0
                     except Exception as exc:
                         self._fail_call(call, SC_INTERNAL, "could not decompress message: %s" % (exc,))
@@ -232,6 +238,9 @@ cdef class GrpcConnection(H2Connection):
                 ev.value = PyBytes_GET_SIZE(payload) + MESSAGE_PREFIX_SIZE
                 call._queued_unconsumed += ev.value
                 self._cpush(ev)
+        except MessageTooLarge as exc:
+            self._fail_call(call, SC_RESOURCE_EXHAUSTED, self._size_error("Received", exc))
+            return 0
         except MessageError as exc:
             self._fail_call(call, exc.grpc_status, str(exc))
             return 0

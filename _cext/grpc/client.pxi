@@ -86,7 +86,7 @@ cdef class ClientConnection(GrpcConnection):
         try:
             extra = encode_metadata(metadata)
         except ValueError as exc:          # MetadataError, or a value that is not ASCII
-            return self._refuse(call, str(exc))
+            return self._refuse(call, "Invalid metadata: %s" % (exc,))   # grpcio's words, then the reason
         call.deadline = now + timeout if timeout >= 0 else float("inf")
         call.send_encoding = compression if compression != "identity" else None
         call.compress_next = True
@@ -160,7 +160,7 @@ cdef class ClientConnection(GrpcConnection):
         try:
             wire = self._frame_message(call, payload)
         except MessageTooLarge as exc:
-            self._fail_call(call, SC_RESOURCE_EXHAUSTED, "Sent message larger than max (%d vs. %d)" % (exc.length, exc.limit))
+            self._fail_call(call, SC_RESOURCE_EXHAUSTED, self._size_error("Sent", exc))
             return False
         if call.state == CS_WAITING:
             call._waiting_out.append(wire)
@@ -178,7 +178,7 @@ cdef class ClientConnection(GrpcConnection):
         try:
             wire = self._frame_message(call, payload)
         except MessageTooLarge as exc:
-            self._fail_call(call, SC_RESOURCE_EXHAUSTED, "Sent message larger than max (%d vs. %d)" % (exc.length, exc.limit))
+            self._fail_call(call, SC_RESOURCE_EXHAUSTED, self._size_error("Sent", exc))
             return False
         if call.state == CS_WAITING:
             call._waiting_out.append(wire)

@@ -150,8 +150,9 @@ cdef inline bint _valid_key(str key):
 
 cpdef list encode_metadata(object metadata):
     """Application metadata -> header pairs. Keys: lowercase [0-9a-z-_.],
-    not reserved, not pseudo; `-bin` values are bytes, sent as unpadded
-    base64; other values are printable ASCII."""
+    not pseudo (the protocol's own headers are dropped); `-bin` values are
+    bytes, sent as unpadded base64; other values are printable ASCII (None
+    is sent empty)."""
     cdef list out = []
     cdef str key
     cdef object value
@@ -163,9 +164,10 @@ cpdef list encode_metadata(object metadata):
         value = item[1]
         if not _valid_key(key):
             raise MetadataError("metadata key %r is not a valid gRPC key (lowercase 0-9 a-z - _ .)" % (key,))
-        if key in FORBIDDEN_METADATA or key.startswith("grpc-") and key != "grpc-status-details-bin" \
-                and key != "grpc-trace-bin" and key != "grpc-tags-bin" and key != "grpc-previous-rpc-attempts":
-            raise MetadataError("metadata key %r is reserved" % (key,))
+        if key in FORBIDDEN_METADATA:
+            # headers the protocol sets itself: dropped, as grpcio drops
+            # them (other "grpc-" keys are the application's and are sent)
+            continue
         if key.endswith("-bin"):
             if isinstance(value, str):
                 value = value.encode("latin-1")
@@ -173,6 +175,8 @@ cpdef list encode_metadata(object metadata):
         else:
             if isinstance(value, bytes):
                 raw = value
+            elif value is None:
+                raw = b""         # grpcio sends None as an empty value
             else:
                 raw = (<str>value).encode("ascii", "strict") if isinstance(value, str) else str(value).encode("ascii")
             for ch in raw:

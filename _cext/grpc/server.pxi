@@ -288,7 +288,7 @@ cdef class ServerConnection(GrpcConnection):
         try:
             wire = self._frame_message(call, payload)
         except MessageTooLarge as exc:
-            self._fail_call(call, SC_RESOURCE_EXHAUSTED, "Sent message larger than max (%d vs. %d)" % (exc.length, exc.limit))
+            self._fail_call(call, SC_RESOURCE_EXHAUSTED, self._size_error("Sent", exc))
             return False
         self.send_data(call.stream_id, wire, False)
         return True

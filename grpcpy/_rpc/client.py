@@ -76,7 +76,7 @@ class CallSerializationError(Exception):
 
 def check_metadata(metadata):
     """grpcio's type rules for metadata an application passes to a call:
-    TypeError, and nothing is sent. (Keys and values the wire cannot carry
+    TypeError, and nothing is sent (None is allowed: sent empty). (Keys and values the wire cannot carry
     are the core's to refuse; they end the call INTERNAL.)"""
     if not metadata:
         return
@@ -85,7 +85,7 @@ def check_metadata(metadata):
         if isinstance(value, str):
             if key.endswith("-bin"):
                 raise TypeError('Binary metadata key="%s" expected bytes, got %r' % (key, str))
-        elif not isinstance(value, (bytes, bytearray)):
+        elif value is not None and not isinstance(value, (bytes, bytearray)):
             raise TypeError("Expected str, not %r" % (type(value),))
 
 

@@ -22,7 +22,7 @@ METHOD = "/test.Echo/Unary"
 
 
 @pytest.mark.parametrize("metadata", [
-    [("Upper", "v")], [("te", "x")], [("grpc-status", "0")], [("k", "bad\nvalue")], [("", "v")],
+    [("Upper", "v")], [("k", "bad\nvalue")], [("", "v")], [("sp ace", "v")],
     [("k", "caf\u00e9")],
 ])
 def test_bad_metadata_ends_the_call_internal_without_sending(metadata):
@@ -47,7 +47,8 @@ def test_bad_metadata_ends_the_call_internal_without_sending(metadata):
 def test_metadata_error_text_names_the_key():
     p = Pair()
     call = p.client.start_call(METHOD, p.now, -1, [("Bad Key", "v")])
-    assert call.code == c.SC_INTERNAL and "Bad Key" in call.details
+    # grpcio's words first, then the reason
+    assert call.code == c.SC_INTERNAL and call.details.startswith("Invalid metadata: ") and "Bad Key" in call.details
     assert ended(p.client.take_events(), call).details == call.details
 
 

@@ -320,11 +320,15 @@ def test_max_concurrent_streams_queues_calls():
 
 def test_metadata_rules():
     p = Pair()
-    for bad in ([("Upper", "v")], [("te", "x")], [("grpc-status", "0")], [("k", "bad\nvalue")], [("", "v")]):
+    for bad in ([("Upper", "v")], [("k", "bad\nvalue")], [("", "v")]):
         with pytest.raises(c.MetadataError):
             c.encode_metadata(bad)
         # start_call does not raise: the call ends INTERNAL (test_call_rules.py)
         assert p.client.start_call("/pkg.Svc/Echo", p.now, -1, bad).code == c.SC_INTERNAL
+    # the protocol's own headers are dropped (as grpcio drops them); other
+    # "grpc-" keys are the application's; None is sent empty
+    assert c.encode_metadata([("te", "x"), ("grpc-status", "0"), ("content-type", "y"), ("k", "v")]) == [(b"k", b"v")]
+    assert c.encode_metadata([("grpc-foo", "x"), ("k", None)]) == [(b"grpc-foo", b"x"), (b"k", b"")]
     # -bin values: unpadded base64 on the wire, both paddings and comma-joined values accepted
     assert c.encode_metadata([("a-bin", b"\x01")]) == [(b"a-bin", b"AQ")]
     assert c.decode_metadata([(b"a-bin", b"AQ==,AQ"), (b"b", b"x")]) == (("a-bin", b"\x01"), ("a-bin", b"\x01"), ("b", "x"))

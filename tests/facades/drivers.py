@@ -999,10 +999,13 @@ def raw_call(port, path, messages):
     return loop_for("raw-h2").run(raw_h2_call(port, path, messages))
 
 
-def expected(facade, value, grpcio_aio=None):
+def expected(facade, value, grpcio_aio=None, grpcpy=None):
     """The value a facade must show: grpcio sync's `value`, except for
     grpcio-aio when it disagrees (given as `grpcio_aio`; grpcpy keeps one
-    behaviour, the one `value` describes)."""
+    behaviour, the one `value` describes). `grpcpy`: where grpcpy's one
+    behaviour deliberately differs from grpcio's (say why at the call)."""
     if facade == "grpcio-aio" and grpcio_aio is not None:
         return grpcio_aio
+    if grpcpy is not None and facade in GRPCPY:
+        return grpcpy
     return value

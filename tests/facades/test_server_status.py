@@ -203,7 +203,9 @@ def test_two_requests_to_a_unary_request_method(request, server, observer, serve
         if server_facade in ("grpcio-sync", "grpcio-aio"):
             assert (out.code, b.requests) == ("OK", [b"a"])
             continue
-        known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "OK: the handler gets the first, the second is ignored")
+        known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "a race: the core ends the call UNIMPLEMENTED when both "
+                  "messages are in hand before the handler answers; a handler that answers the first before the "
+                  "second arrives ends OK", strict=False)
         assert out.code == "UNIMPLEMENTED", (kind, out)
 
 
@@ -218,7 +220,6 @@ def test_server_receive_limit(request, fresh_server, server_facade):
     srv = fresh_server(server_facade, options=[("grpc.max_receive_message_length", 10)])
     path = register(Behaviour("unary_unary", [("return", b"r")]))
     out = cached_client("grpcio-sync", srv.target).unary(path, b"q" * 100)
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "details 'received message larger than max (100 vs. 10)'")
     assert out.status == ("RESOURCE_EXHAUSTED", "SERVER: Received message larger than max (100 vs. 10)")
 
 
@@ -228,5 +229,4 @@ def test_server_send_limit(request, fresh_server, server_facade):
     stream = register(Behaviour("unary_stream", [("yield", b"x" * 100)]))
     observer = cached_client("grpcio-sync", srv.target)
     outs = [observer.unary(unary, b"q").status, observer.unary_stream(stream, b"q").status]
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "details 'Sent message larger than max (100 vs. 10)'")
     assert outs == [("RESOURCE_EXHAUSTED", "SERVER: Sent message larger than max (100 vs. 10)")] * 2
