@@ -141,10 +141,12 @@ class ClientCall:
         else:
             self._compression = _compression_name(compression) or channel._options.compression
         if request is not _NOTHING:
-            if serializer is None:
+            if serializer is None and request is not None:
                 self._request = request
             else:
                 try:
+                    if serializer is None:
+                        raise TypeError("a request of None without a request serializer")
                     self._request = serializer(request)
                 except Exception:
                     _LOGGER.exception(_SERIALIZE_FAILED)
@@ -176,14 +178,21 @@ class ClientCall:
         """The wire form of a request message; on failure the call ends
         INTERNAL and CallSerializationError is raised."""
         serializer = self._serializer
-        if serializer is None:
-            return message
         try:
+            if serializer is None:
+                if message is None:
+                    raise TypeError("a request of None without a request serializer")
+                return message
             return serializer(message)
         except Exception:
             _LOGGER.exception(_SERIALIZE_FAILED)
-            self._cancel(_INTERNAL, _SERIALIZE_FAILED, by_application=False)
+            self._serialize_failed()
             raise CallSerializationError() from None
+
+    def _serialize_failed(self):
+        """A request could not be serialized: the call fails INTERNAL (the
+        sync facade calls this under the connection's lock)."""
+        self._cancel(_INTERNAL, _SERIALIZE_FAILED, by_application=False)
 
     def _deserialize(self, raw):
         deserializer = self._deserializer
@@ -193,8 +202,19 @@ class ClientCall:
             return deserializer(raw)
         except Exception:
             _LOGGER.exception(_DESERIALIZE_FAILED)
-            self._cancel(_INTERNAL, _DESERIALIZE_FAILED, by_application=False)
+            self._deserialize_failed()
             return _NOTHING
+
+    def _deserialize_failed(self):
+        """A response could not be deserialized: the call fails INTERNAL
+        (cancelled if it is still running; a unary response is read after
+        the status came, and the failure replaces that status). The sync
+        facade calls this under the connection's lock."""
+        if self._ended:
+            self._code = _INTERNAL
+            self._details = _DESERIALIZE_FAILED
+        else:
+            self._cancel(_INTERNAL, _DESERIALIZE_FAILED, by_application=False)
 
     # -- call credentials ----------------------------------------------------------------
 
@@ -292,7 +312,9 @@ class ClientCall:
             return
         self._ended = True
         self._code = _status_from_number(code)
-        self._details = details
+        # an OK status reports no details, whatever grpc-message came with
+        # it (grpcio's clients, both APIs)
+        self._details = details if code else ""
         self._trailing_metadata = trailing
         if self._initial_metadata is None:
             self._initial_metadata = ()

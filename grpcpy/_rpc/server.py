@@ -188,7 +188,17 @@ class CallContext(PeerInfo):
             return False
         if not self._finished:
             metadata = tuple(metadata)
-            check_metadata(metadata)
+            try:
+                check_metadata(metadata)
+                _encode_metadata(metadata)
+            except (TypeError, ValueError) as exc:   # MetadataError is a ValueError
+                # the call ends INTERNAL "Invalid metadata", as grpcio ends it;
+                # the handler goes on and whatever it does later is dropped
+                _LOGGER.error("invalid initial metadata %r: %s", metadata, exc)
+                callbacks = self._send_status(_INTERNAL, _INVALID_METADATA)
+                if callbacks:
+                    self._callbacks = callbacks      # run by the facade's _finish later
+                return True
             self._core.send_initial_metadata(call, metadata)
             self._conn.after_action()
         return True
@@ -253,10 +263,18 @@ class CallContext(PeerInfo):
         """Send the call's final status (once). Returns the done-callbacks
         to run (outside any lock), or None."""
         if self._finished:
-            return None
+            # callbacks left by a status sent from inside the handler's
+            # path (invalid initial metadata) run now, once
+            callbacks = self._callbacks
+            if callbacks is not None:
+                self._callbacks = None
+            return callbacks
         self._finished = True
         trailing = self._trailing
         number = 0 if code is _OK else _status_number(code)
+        if details is not None and not isinstance(details, str):
+            # grpcio's sync server sends bytes details decoded
+            details = bytes(details).decode("utf-8", "replace")
         if trailing:
             try:
                 check_metadata(trailing)
@@ -279,6 +297,8 @@ class CallContext(PeerInfo):
             self._conn.after_action()
 
     def _time_remaining(self, now):
+        """Seconds left, or None without a deadline (as the API documents;
+        grpcio's sync server returns about 9.2e18 instead)."""
         deadline = self._call.deadline
         if deadline == float("inf"):
             return None
@@ -297,6 +317,14 @@ class CallContext(PeerInfo):
 
     def code(self):
         return self._code
+
+    def details(self):
+        """None until set_details (grpcio sync's; grpc.aio says '')."""
+        return self._details
+
+    def trailing_metadata(self):
+        """None until set_trailing_metadata (grpcio sync's; grpc.aio says ())."""
+        return self._trailing
 
     def disable_next_message_compression(self):
         self._call.compress_next = False

@@ -106,7 +106,10 @@ class _Call(_client.ClientCall):
                 answer.append((metadata, error))
                 ready.set()
 
-            _credentials.run_plugin(plugin, context, done)
+            # on a thread of its own: a plugin that blocks cannot hold the
+            # call past its deadline
+            threading.Thread(target=_credentials.run_plugin, args=(plugin, context, done), daemon=True,
+                             name="grpcpy-call-credentials").start()
             if not ready.wait(self._auth_remaining()):
                 self._auth_timed_out()
                 return False
@@ -186,12 +189,20 @@ class _Call(_client.ClientCall):
         with conn.lock:
             return action(*args)
 
+    def _serialize_failed(self):
+        self._locked(_client.ClientCall._serialize_failed, self)
+
+    def _deserialize_failed(self):
+        self._locked(_client.ClientCall._deserialize_failed, self)
+
     def _cancel_now(self):
         return self._locked(self._cancel)
 
     def _result(self):
-        """The unary response of a finished call, or raise."""
-        return self._locked(self._unary_result)
+        """The unary response of a finished call, or raise (the I/O thread
+        no longer touches an ended call: no lock, and the deserializer does
+        not run under it)."""
+        return self._unary_result()
 
 
 def _run_callbacks(callbacks):
@@ -294,12 +305,29 @@ class _ResultCall(_CallView):
     """The call of a successful with_call()."""
 
 
-class _UnaryFuture(_CallView, _types.Future):
-    """grpc.Future + grpc.Call of a unary-response call started with future()."""
+class _UnaryFuture(_CallView, _types.Future, _types.RpcError):
+    """grpc.Future + grpc.Call of a unary-response call started with
+    future(); when the call fails it is also the RpcError that result()
+    raises (as grpcio's future is)."""
 
     def __init__(self, state, response_getter):
-        super().__init__(state)
+        _types.RpcError.__init__(self)
+        _CallView.__init__(self, state)
         self._get = response_getter
+
+    def _response(self):
+        try:
+            return self._get()
+        except _types.RpcError:
+            raise self from None
+
+    def __str__(self):
+        s = self._state
+        if not s._done_event.is_set():
+            return "<_MultiThreadedRendezvous object of in-flight RPC>"
+        return s._status_repr("_MultiThreadedRendezvous")
+
+    __repr__ = __str__
 
     def cancelled(self):
         s = self._state
@@ -319,12 +347,12 @@ class _UnaryFuture(_CallView, _types.Future):
 
     def result(self, timeout=None):
         self._finished(timeout)
-        return self._get()
+        return self._response()
 
     def exception(self, timeout=None):
         self._finished(timeout)
         try:
-            self._get()
+            self._response()
         except _types.RpcError as exc:
             return exc
         return None
@@ -332,7 +360,7 @@ class _UnaryFuture(_CallView, _types.Future):
     def traceback(self, timeout=None):
         self._finished(timeout)
         try:
-            self._get()
+            self._response()
         except _types.RpcError:
             return sys.exc_info()[2]
         return None
@@ -346,12 +374,11 @@ class _UnaryFuture(_CallView, _types.Future):
         fn(self)
 
 
-class _Rendezvous(_UnaryFuture, _types.RpcError):
+class _Rendezvous(_UnaryFuture):
     """The iterator of responses of a streaming-response call; also a Call
     and a Future, and the RpcError it raises when the call fails."""
 
     def __init__(self, state):
-        _types.RpcError.__init__(self)
         _UnaryFuture.__init__(self, state, self._final)
 
     def _final(self):
@@ -371,14 +398,6 @@ class _Rendezvous(_UnaryFuture, _types.RpcError):
         return message
 
     next = __next__
-
-    def __str__(self):
-        s = self._state
-        if not s._done_event.is_set():
-            return "<_MultiThreadedRendezvous object of in-flight RPC>"
-        return s._status_repr("_MultiThreadedRendezvous")
-
-    __repr__ = __str__
 
     def __del__(self):
         state = getattr(self, "_state", None)

@@ -29,7 +29,6 @@ from grpcpy import _cext
 _LOGGER = logging.getLogger("grpcpy.server")
 _EOF = object()
 monotonic = time.monotonic
-_NO_DEADLINE = float(2 ** 63 - 1)
 CallFailed = _rules.CallFailed
 
 
@@ -130,10 +129,7 @@ class ServicerContext(_rules.CallContext, _types.ServicerContext):
     def send_initial_metadata(self, initial_metadata):
         with self._cond:
             if not self._send_initial_metadata(initial_metadata):
-                raise ValueError("initial metadata was already sent")
-
-    def trailing_metadata(self):
-        return self._trailing
+                raise ValueError("Initial metadata no longer allowed!")
 
     def abort(self, code, details):
         self._set_abort(code, details)
@@ -143,16 +139,8 @@ class ServicerContext(_rules.CallContext, _types.ServicerContext):
         self._trailing = tuple(getattr(status, "trailing_metadata", ()) or ())
         self.abort(status.code, status.details)
 
-    def details(self):
-        return self._details
-
     def time_remaining(self):
-        remaining = self._time_remaining(monotonic())
-        if remaining is None:
-            # grpcio: a finite, enormous number (its infinite deadline is the
-            # largest 64-bit count of seconds), so min()/arithmetic still work
-            return _NO_DEADLINE - time.time()
-        return remaining
+        return self._time_remaining(monotonic())
 
     def cancel(self):
         with self._cond:
@@ -441,6 +429,9 @@ class Server(_rules.ServerRules):
             return
         behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
         responses = behavior(request, ctx)
+        if responses is None:
+            # grpcio's text for it: the handler must return an iterator
+            raise _IteratingResponses() from TypeError("'NoneType' object is not an iterator")
         if responses is not None:
             iterator = iter(responses)
             while True:

@@ -191,10 +191,15 @@ class Call(_client.ClientCall):
     def time_remaining(self):
         return self._time_remaining()
 
+    async def _wait_initial(self):
+        waiter = self._initial_waiter
+        if waiter is None or waiter.done():
+            waiter = self._initial_waiter = self._loop.create_future()
+        await asyncio.shield(waiter)
+
     async def initial_metadata(self):
         if self._initial_metadata is None:
-            self._initial_waiter = self._loop.create_future()
-            await self._initial_waiter
+            await self._wait_initial()
         return Metadata.from_tuple(self._initial_metadata)
 
     async def trailing_metadata(self):
@@ -214,8 +219,10 @@ class Call(_client.ClientCall):
         return self._debug_string()
 
     async def wait_for_connection(self):
-        if self._started is not None:
-            await asyncio.shield(self._started)
+        """Until the server answered with its headers (or the call ended);
+        raises the call's error when it has failed (grpc.aio)."""
+        if self._initial_metadata is None:
+            await self._wait_initial()
         if self._ended and self._code != _OK:
             self._raise()
 
@@ -259,6 +266,7 @@ class Call(_client.ClientCall):
 
     async def _write(self, message):
         await self._wait_started()
+        payload = False
         if not self._ended:
             if self._writes_closed:
                 raise asyncio.InvalidStateError("write() after done_writing()")
@@ -267,8 +275,8 @@ class Call(_client.ClientCall):
             except _client.CallSerializationError:
                 payload = None
         if self._ended:
-            if self._code != _OK:
-                self._raise()
+            if payload is None and self._code is not _OK:
+                self._raise()          # this write's serializer failed the call
             raise asyncio.InvalidStateError("the RPC has already finished")
         if self._send(payload):
             self._write_waiter = self._loop.create_future()
@@ -306,10 +314,20 @@ class _UnaryResponseMixin:
 
 
 class _StreamResponseMixin:
+    _read_style = None     # "read" or "iterate": grpc.aio refuses mixing the two
+
+    def _style(self, style):
+        if self._read_style is None:
+            self._read_style = style
+        elif self._read_style != style:
+            raise UsageError("Please don't mix two styles of API for streaming responses")
+
     async def read(self):
+        self._style("read")
         return await self._read()
 
     def __aiter__(self):
+        self._style("iterate")
         return self._iterate()
 
     async def _iterate(self):

@@ -222,15 +222,15 @@ class AioConnection(asyncio.BufferedProtocol):
         """Close the transport now (the core's last frames are flushed first)."""
         self._close_transport()
 
-    def close_and_end_calls(self, reason):
-        """Send GOAWAY, close the transport and end every call still running
-        now, as a lost connection ends them (without waiting for the
-        transport's connection_lost)."""
-        self.core.close_connection()
-        self._close_transport()
-        events = self.core.connection_lost(reason)
+    def cancel_calls_and_close(self):
+        """A server stopping past its grace: the core ends every call
+        still running UNAVAILABLE "Cancelling all calls" (as trailers, so
+        clients see that status; grpc servers' words), sends GOAWAY, and
+        the transport is closed now."""
+        events = self.core.cancel_all_calls()
         if events:
             self.dispatch(events)
+        self._close_transport()
 
     def dispatch(self, events):
         raise NotImplementedError

@@ -158,9 +158,6 @@ class ServicerContext(_rules.CallContext):
         if not self._send_initial_metadata(initial_metadata):
             raise UsageError("Send initial metadata failed: already sent")
 
-    def trailing_metadata(self):
-        return () if self._trailing is None else self._trailing
-
     # -- status ------------------------------------------------------------------
 
     async def abort(self, code, details="", trailing_metadata=()):
@@ -171,9 +168,6 @@ class ServicerContext(_rules.CallContext):
 
     async def abort_with_status(self, status):
         await self.abort(status.code, status.details, getattr(status, "trailing_metadata", ()))
-
-    def details(self):
-        return "" if self._details is None else self._details
 
     def _finish(self, code, details):
         callbacks = self._send_status(code, details)
@@ -307,7 +301,7 @@ class Server(_rules.ServerRules):
         # what is still running is cut off with its connection, as grpcio's
         # server does: the client sees UNAVAILABLE, the handlers are cancelled
         for conn in list(self._connections):
-            conn.close_and_end_calls("server stopped")
+            conn.cancel_calls_and_close()
         for listener in self._listeners:
             try:
                 await listener.wait_closed()

@@ -80,12 +80,10 @@ def test_write_after_the_call_ended(request, aio_client):
         except Exception as exc:  # noqa: BLE001
             return code.name, type(exc).__name__, None
         return code.name, None, None
-    known_gap(request, "grpcpy-aio", "raises the call's AioRpcError (ABORTED)")
     assert aio_client.run(scenario) == ("ABORTED", "InvalidStateError", None)
 
 
 def test_iterating_and_reading_are_exclusive(request, aio_client):
-    known_gap(request, "grpcpy-aio", 'mixing read() and async iteration is allowed')
     # grpc.aio forbids mixing read() with async iteration on one call
     path = register(Behaviour("unary_stream", [("yield", b"a"), ("yield", b"b")]))
 
@@ -116,5 +114,4 @@ def test_wait_for_connection(request, aio_client):
             except aio_client.api.AioRpcError as err:
                 results.append(err.code().name)
         return results
-    known_gap(request, "grpcpy-aio", "wait_for_connection() returns None for a failed call")
     assert aio_client.run(scenario) == [None, b"r", "NOT_FOUND", "NOT_FOUND"]

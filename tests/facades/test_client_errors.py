@@ -29,8 +29,6 @@ def test_request_serializer_raises(request, client, client_facade):
 
 def test_request_serializer_raises_on_a_stream(request, client, client_facade):
     b = Behaviour("stream_unary", [("read_all",), ("return", b"r")])
-    known_gap(request, "grpcpy-sync", "a race: most runs hang past the deadline (the drivers give up), some pass",
-              strict=False)
     out = client.stream_unary(register(b), [b"q"], serializer=_raises, timeout=1)
     if client_facade == "grpcio-aio":
         # the empty message it sends instead is received
@@ -42,7 +40,6 @@ def test_request_serializer_raises_on_a_stream(request, client, client_facade):
 def test_response_deserializer_raises(request, client, client_facade):
     # grpc.aio logs the failure and returns None as the response.
     out = client.unary(OK_PATH, b"q", deserializer=_raises)
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "the ValueError escapes from the call")
     assert (out.exc_type, out.status, out.response) == expected(
         client_facade, ("RpcError", ("INTERNAL", "Exception deserializing response!"), None),
         grpcio_aio=(None, ("OK", ""), None))
@@ -51,8 +48,6 @@ def test_response_deserializer_raises(request, client, client_facade):
 def test_response_deserializer_raises_on_a_stream(request, client, client_facade):
     path = register(Behaviour("unary_stream", [("yield", b"a"), ("yield", b"b")]))
     out = client.unary_stream(path, b"q", deserializer=_raises)
-    known_gap(request, "grpcpy-sync", "the ValueError escapes from the iteration")
-    known_gap(request, "grpcpy-aio", "a race: some runs end OK with no messages", strict=False)
     assert (out.exc_type, out.status, out.responses) == expected(
         client_facade, ("RpcError", ("INTERNAL", "Exception deserializing response!"), []),
         grpcio_aio=(None, ("OK", ""), [None, None]))
@@ -107,7 +102,6 @@ def test_details_of_an_ok_call_whose_handler_set_details(request, client, client
     # report '' for an OK call.
     path = register(Behaviour("unary_unary", [("set_details", "dd"), ("return", b"r")]))
     out = client.unary(path, b"q")
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "details() is the server's 'dd'")
     assert (out.response, out.status) == (b"r", ("OK", ""))
 
 
@@ -250,6 +244,5 @@ def test_none_request_without_a_serializer(request, client, client_facade):
     # grpc.aio sends an empty message; grpcpy: grpcio sync's INTERNAL
     b = Behaviour("unary_unary", [("return", b"r")])
     out = client.unary(register(b), None, timeout=1)
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "no message is sent: the call ends DEADLINE_EXCEEDED")
     assert (out.exc_type, out.status) == expected(client_facade, ("RpcError", ("INTERNAL", "Exception serializing request!")),
                                                   grpcio_aio=(None, ("OK", "")))

@@ -40,7 +40,6 @@ def test_code_and_details_getters(request, server, observer, server_facade):
     observer.unary(register(b), b"q")
     seen = (b.observed["code0"], b.observed["details0"], b.observed["code1"].name, b.observed["details1"])
     grpcio = {"grpcio-sync": (None, None, "OK", b"hello"), "grpcio-aio": (None, "", "OK", "hello")}
-    known_gap(request, "grpcpy-aio", "details() is '' before set_details (grpc.aio's default)")
     assert seen == grpcio.get(server_facade, (None, None, "OK", "hello"))
 
 
@@ -52,7 +51,6 @@ def test_trailing_metadata_getter(request, server, observer, server_facade):
     out = observer.unary(register(b), b"q")
     assert out.trailing_metadata == (("a", "b"),)
     assert tuple(b.observed["tm1"]) == (("a", "b"),)
-    known_gap(request, "grpcpy-aio", "trailing_metadata() is () before set_trailing_metadata")
     assert b.observed["tm0"] == expected(server_facade, None, grpcio_aio=())
 
 
@@ -70,7 +68,6 @@ def test_time_remaining_without_a_deadline(request, server, observer, server_fac
     if server_facade == "grpcio-sync":
         assert b.observed["tr"] > 1e15
         return
-    known_gap(request, "grpcpy-sync", "a huge float (grpcio sync's infinite deadline)")
     assert b.observed["tr"] is None
 
 
@@ -96,7 +93,6 @@ def test_set_details_with_bytes(request, server, observer, server_facade):
     # TypeError in the handler. grpcpy: grpcio sync's.
     b = Behaviour("unary_unary", [("set_code", "NOT_FOUND"), ("set_details", b"bytes"), ("return", b"r")])
     out = observer.unary(register(b), b"q", timeout=0.5)
-    known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "the call hangs until the client's deadline")
     assert out.status == expected(server_facade, ("NOT_FOUND", "bytes"), grpcio_aio=(
         "NOT_FOUND", "Unexpected <class 'TypeError'>: Argument 'details' has incorrect type (expected str, got bytes)"))
 
