@@ -254,7 +254,7 @@ class ClientCall:
     # -- attempts ------------------------------------------------------------------------
 
     @property
-    def attempts(self):
+    def _attempts(self):
         """The attempts made so far, oldest first: those given up (a retry
         policy logs them as plain pairs) and the committed one, whose
         connection and core call are `_conn` / `_core_call` (nothing is
