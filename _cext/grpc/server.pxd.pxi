@@ -29,6 +29,7 @@ cdef class ServerConnection(GrpcConnection):
     cdef int _no_request_message(self, ServerCall call) except -1
     cpdef accept_call(self, ServerCall call, object user, object request_streaming=*, object response_streaming=*)
     cpdef set_cardinality(self, ServerCall call, object request_streaming, object response_streaming)
+    cdef int _cardinality(self, ServerCall call, object request_streaming, object response_streaming) except -1
     cpdef send_initial_metadata(self, ServerCall call, object metadata=*)
     cpdef set_compression(self, ServerCall call, str encoding)
     cpdef send_message(self, ServerCall call, object payload)

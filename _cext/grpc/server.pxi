@@ -222,7 +222,7 @@ cdef class ServerConnection(GrpcConnection):
             raise TypeError("a call object is required, not None")
         call.user = user
         if request_streaming is not None or response_streaming is not None:
-            self.set_cardinality(call, request_streaming, response_streaming)
+            self._cardinality(call, request_streaming, response_streaming)
 
     cpdef set_cardinality(self, ServerCall call, object request_streaming, object response_streaming):
         """Which sides of the call carry exactly one message (False), a
@@ -233,14 +233,18 @@ cdef class ServerConnection(GrpcConnection):
         unary response makes a second send_message raise ValueError."""
         if call is None:
             raise TypeError("a call object is required, not None")
+        self._cardinality(call, request_streaming, response_streaming)
+
+    cdef int _cardinality(self, ServerCall call, object request_streaming, object response_streaming) except -1:
         call._single_in = request_streaming is not None and not request_streaming
         call._single_out = response_streaming is not None and not response_streaming
         if call.state == CS_DONE or not call._single_in:
-            return
+            return 0
         if call._messages_in > 1:
             self._too_many_messages(call)
         elif call._messages_in == 0 and call.half_closed:
             self._no_request_message(call)
+        return 0
 
     cpdef send_initial_metadata(self, ServerCall call, object metadata=None):
         if call is None:

@@ -61,17 +61,30 @@ class Call(_client.ClientCall):
                 waiter.set_result(None)
 
     def _wake_end(self):
-        for fut in (self._initial_waiter, self._waiter, self._write_waiter, self._started):
-            if fut is not None and not fut.done():
+        # (each checked on its own: most calls have none of them)
+        fut = self._initial_waiter
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+        fut = self._waiter
+        if fut is not None:
+            self._waiter = None
+            if not fut.done():
                 fut.set_result(None)
-        self._waiter = self._write_waiter = None
+        fut = self._write_waiter
+        if fut is not None:
+            self._write_waiter = None
+            if not fut.done():
+                fut.set_result(None)
+        fut = self._started
+        if fut is not None and not fut.done():
+            fut.set_result(None)
         waiters = self._end_waiters
         if waiters is not None:
             self._end_waiters = None
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
-        self._channel._untrack(self)
+        self._channel._calls.discard(self)     # the channel's _untrack, inline
         callbacks = self._callbacks
         if callbacks:
             self._callbacks = None
