@@ -67,6 +67,7 @@ _ITERATOR_FAILED = "Exception iterating requests!"
 _NO_RESPONSE = "No response message received for a unary-response call"
 
 _NOTHING = object()
+NO_MORE = object()     # _poll_message: the stream has ended
 
 
 class CallSerializationError(Exception):
@@ -87,6 +88,25 @@ def check_metadata(metadata):
                 raise TypeError('Binary metadata key="%s" expected bytes, got %r' % (key, str))
         elif value is not None and not isinstance(value, (bytes, bytearray)):
             raise TypeError("Expected str, not %r" % (type(value),))
+
+
+class ChannelMethods:
+    """grpc.Channel's four multicallable factories, for both facades'
+    channels: a facade names its multicallable classes."""
+
+    _unary_unary = _unary_stream = _stream_unary = _stream_stream = None
+
+    def unary_unary(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
+        return self._unary_unary(self, method, request_serializer, response_deserializer)
+
+    def unary_stream(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
+        return self._unary_stream(self, method, request_serializer, response_deserializer)
+
+    def stream_unary(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
+        return self._stream_unary(self, method, request_serializer, response_deserializer)
+
+    def stream_stream(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
+        return self._stream_stream(self, method, request_serializer, response_deserializer)
 
 
 class Attempt:
@@ -345,6 +365,14 @@ class ClientCall:
             conn.core.message_consumed(self._core_call, wire)
             conn.after_action()
         return data
+
+    def _poll_message(self):
+        """The next response (raw); NO_MORE once the call has ended and
+        every message was taken; None when the facade must wait."""
+        data = self._take_message()
+        if data is not None:
+            return data
+        return NO_MORE if self._ended else None
 
     def _send(self, payload):
         """Queue one request message: True while flow control holds it."""

@@ -65,6 +65,9 @@ _SERIALIZE_FAILED = "Failed to serialize response!"
 _INVALID_METADATA = "Invalid metadata"
 
 
+NO_MORE = object()     # _poll_request / _poll_message: the stream has ended
+
+
 class CallFailed(Exception):
     """The call ends with a status the server chose (a message that cannot
     be (de)serialized); raised out of the handler's path."""
@@ -150,6 +153,26 @@ class CallContext(PeerInfo):
             self._core.message_consumed(self._call, wire)
             self._conn.after_action()
         return data
+
+    def _poll_request(self):
+        """The next request (raw); NO_MORE when none will come; None when
+        the facade must wait for one."""
+        data = self._take_message()
+        if data is not None:
+            return data
+        if self._half_closed or self._finished:
+            return NO_MORE
+        return None
+
+    def _one_request(self, raw):
+        """A unary request: the deserialized message, or NO_MORE after
+        ending the call when none came (the core ends it first when it
+        knows the cardinality)."""
+        if raw is NO_MORE:
+            if not self._finished:
+                self._finish(*self._missing_request_status())
+            return NO_MORE
+        return self._deserialize(raw)
 
     def _deserialize(self, raw):
         deserializer = self._handler.request_deserializer
@@ -331,6 +354,13 @@ class CallContext(PeerInfo):
 
     def is_active(self):
         return not self._finished
+
+
+def behavior_of(handler):
+    """The handler's function for its request/response shape."""
+    if handler.request_streaming:
+        return handler.stream_stream if handler.response_streaming else handler.stream_unary
+    return handler.unary_stream if handler.response_streaming else handler.unary_unary
 
 
 class ServerRules:

@@ -129,13 +129,11 @@ class _Call(_client.ClientCall):
             self._done_event.wait()
             return _EOF
         with cond:
-            while True:
-                data = self._take_message()
-                if data is not None:
-                    return data
-                if self._ended:
-                    return _EOF
+            data = self._poll_message()
+            while data is None:
                 cond.wait()
+                data = self._poll_message()
+        return _EOF if data is _client.NO_MORE else data
 
     def _read(self):
         """The next response (deserialized), or _EOF once the call has

@@ -15,6 +15,7 @@ import time
 
 from grpcpy import _types
 from grpcpy._channel.driver import NO_PREFACE, ChannelDriver
+from grpcpy._rpc.client import ChannelMethods
 from grpcpy._rpc.events import dispatch_client
 from grpcpy._sync._call import (StreamStreamMultiCallable, StreamUnaryMultiCallable, UnaryStreamMultiCallable,
                                 UnaryUnaryMultiCallable)
@@ -50,7 +51,7 @@ class _ClientConnection(SyncConnection):
             threading.Thread(target=self.channel._subchannel_lost, args=(self,), daemon=True).start()
 
 
-class Channel(_types.Channel, ChannelDriver):
+class Channel(ChannelMethods, _types.Channel, ChannelDriver):
     """grpc.Channel: thread-safe, shared by any number of threads.
 
     Its ChannelDriver (grpcpy._channel.driver) decides; the channel performs:
@@ -71,17 +72,11 @@ class Channel(_types.Channel, ChannelDriver):
 
     # -- multicallables --------------------------------------------------------------
 
-    def unary_unary(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
-        return UnaryUnaryMultiCallable(self, method, request_serializer, response_deserializer)
-
-    def unary_stream(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
-        return UnaryStreamMultiCallable(self, method, request_serializer, response_deserializer)
-
-    def stream_unary(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
-        return StreamUnaryMultiCallable(self, method, request_serializer, response_deserializer)
-
-    def stream_stream(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
-        return StreamStreamMultiCallable(self, method, request_serializer, response_deserializer)
+    # (the factories themselves: grpcpy._rpc.client.ChannelMethods)
+    _unary_unary = UnaryUnaryMultiCallable
+    _unary_stream = UnaryStreamMultiCallable
+    _stream_unary = StreamUnaryMultiCallable
+    _stream_stream = StreamStreamMultiCallable
 
     # -- connectivity ------------------------------------------------------------------
 

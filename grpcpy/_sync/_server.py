@@ -27,7 +27,7 @@ from grpcpy._sync._conn import SyncConnection, tls_handshake
 from grpcpy import _cext
 
 _LOGGER = logging.getLogger("grpcpy.server")
-_EOF = object()
+_EOF = _rules.NO_MORE
 monotonic = time.monotonic
 CallFailed = _rules.CallFailed
 
@@ -76,13 +76,11 @@ class ServicerContext(_rules.CallContext, _types.ServicerContext):
 
     def _read_raw(self):
         with self._cond:
-            while True:
-                data = self._take_message()
-                if data is not None:
-                    return data
-                if self._half_closed or self._finished:
-                    return _EOF
+            data = self._poll_request()
+            while data is None:
                 self._cond.wait()
+                data = self._poll_request()
+        return data
 
     def _request_iterator(self):
         while True:
@@ -417,17 +415,13 @@ class Server(_rules.ServerRules):
         if handler.request_streaming:
             request = ctx._request_iterator()
         else:
-            raw = ctx._read_raw()
-            if raw is _EOF:
-                if not ctx._finished:
-                    ctx._finish(*ctx._missing_request_status())
+            request = ctx._one_request(ctx._read_raw())
+            if request is _EOF:
                 return
-            request = ctx._deserialize(raw)
+        behavior = _rules.behavior_of(handler)
         if not handler.response_streaming:
-            behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
             ctx._finish_unary(behavior(request, ctx))
             return
-        behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
         responses = behavior(request, ctx)
         if responses is None:
             # grpcio's text for it: the handler must return an iterator

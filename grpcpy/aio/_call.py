@@ -242,18 +242,16 @@ class Call(_client.ClientCall):
     # -- receiving ------------------------------------------------------------------
 
     async def _read_raw(self):
-        while True:
-            data = self._take_message()
-            if data is not None:
-                return data
-            if self._ended:
-                return EOF
+        data = self._poll_message()
+        while data is None:
             self._waiter = self._loop.create_future()
             try:
                 await self._waiter
             except asyncio.CancelledError:
                 self.cancel()
                 raise
+            data = self._poll_message()
+        return EOF if data is _client.NO_MORE else data
 
     async def _read(self):
         """The next response (deserialized), or EOF at a good end; raises

@@ -16,6 +16,7 @@ from grpcpy._channel.driver import NO_PREFACE, ChannelDriver
 from grpcpy.aio._base import UsageError
 from grpcpy.aio._call import (StreamStreamMultiCallable, StreamUnaryMultiCallable, UnaryStreamMultiCallable,
                               UnaryUnaryMultiCallable)
+from grpcpy._rpc.client import ChannelMethods
 from grpcpy._rpc.events import dispatch_client
 from grpcpy.aio._conn import AioConnection
 
@@ -51,7 +52,7 @@ class _ClientProtocol(AioConnection):
             self.channel._subchannel_lost(self)
 
 
-class Channel(ChannelDriver):
+class Channel(ChannelMethods, ChannelDriver):
     """grpc.aio.Channel."""
 
     def __init__(self, target, options=None, credentials=None, compression=None, interceptors=None):
@@ -72,17 +73,11 @@ class Channel(ChannelDriver):
 
     # -- multicallables ------------------------------------------------------
 
-    def unary_unary(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
-        return UnaryUnaryMultiCallable(self, method, request_serializer, response_deserializer)
-
-    def unary_stream(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
-        return UnaryStreamMultiCallable(self, method, request_serializer, response_deserializer)
-
-    def stream_unary(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
-        return StreamUnaryMultiCallable(self, method, request_serializer, response_deserializer)
-
-    def stream_stream(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
-        return StreamStreamMultiCallable(self, method, request_serializer, response_deserializer)
+    # (the factories themselves: grpcpy._rpc.client.ChannelMethods)
+    _unary_unary = UnaryUnaryMultiCallable
+    _unary_stream = UnaryStreamMultiCallable
+    _stream_unary = StreamUnaryMultiCallable
+    _stream_stream = StreamStreamMultiCallable
 
     # -- connectivity ------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from grpcpy.aio._conn import AioConnection
 _LOGGER = logging.getLogger("grpcpy.aio.server")
 _OK = _types.StatusCode.OK
 CallFailed = _rules.CallFailed
+_NO_MORE = _rules.NO_MORE
 
 
 class _ServerProtocol(AioConnection):
@@ -112,28 +113,26 @@ class ServicerContext(_rules.CallContext):
     # -- reading ---------------------------------------------------------------
 
     async def _read_raw(self):
-        while True:
-            data = self._take_message()
-            if data is not None:
-                return data
-            if self._half_closed or self._finished:
-                return EOF
+        data = self._poll_request()
+        while data is None:
             self._waiter = self._conn.loop.create_future()
             await self._waiter
+            data = self._poll_request()
+        return data           # _rules.NO_MORE at the end
 
     async def read(self):
         """The next request message, or EOF (streaming requests only)."""
         if not self._handler.request_streaming:
             raise UsageError("read() is only for request-streaming RPCs")
         raw = await self._read_raw()
-        if raw is EOF:
+        if raw is _NO_MORE:
             return EOF
         return self._deserialize(raw)
 
     async def _request_iterator(self):
         while True:
             raw = await self._read_raw()
-            if raw is EOF:
+            if raw is _NO_MORE:
                 return
             yield self._deserialize(raw)
 
@@ -396,13 +395,13 @@ class Server(_rules.ServerRules):
         """_invoke for the commonest handler: a coroutine, one request, one
         response (the request is usually in hand already)."""
         raw = ctx._take_message()
-        if raw is None:
-            raw = await ctx._read_raw()
-            if raw is EOF:
-                if not ctx._finished:
-                    ctx._finish(*ctx._missing_request_status())
+        if raw is not None:
+            request = ctx._deserialize(raw)
+        else:
+            request = ctx._one_request(await ctx._read_raw())
+            if request is _NO_MORE:
                 return
-        callbacks = ctx._respond(await behavior(ctx._deserialize(raw), ctx))
+        callbacks = ctx._respond(await behavior(request, ctx))
         if callbacks:
             ctx._run_callbacks(callbacks)
 
@@ -410,17 +409,13 @@ class Server(_rules.ServerRules):
         if handler.request_streaming:
             request = ctx._request_iterator()
         else:
-            raw = await ctx._read_raw()
-            if raw is EOF:
-                if not ctx._finished:
-                    ctx._finish(*ctx._missing_request_status())
+            request = ctx._one_request(await ctx._read_raw())
+            if request is _NO_MORE:
                 return
-            request = ctx._deserialize(raw)
+        behavior = _rules.behavior_of(handler)
         if not handler.response_streaming:
-            behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
             ctx._finish_unary(await self._call_behavior(behavior, request, ctx))
             return
-        behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
         if inspect.isasyncgenfunction(behavior):
             await _write_all(ctx, behavior(request, ctx))
         elif inspect.iscoroutinefunction(behavior):
@@ -508,7 +503,7 @@ class _SyncRequestIterator:
     def __next__(self):
         future = asyncio.run_coroutine_threadsafe(self._ctx._read_raw(), self._loop)
         raw = future.result()
-        if raw is EOF:
+        if raw is _NO_MORE:
             raise StopIteration
         return self._ctx._deserialize(raw)
 
