@@ -59,7 +59,6 @@ _status_number = _types.status_number
 _compression_name = _types.compression_name
 
 LOCALLY_CANCELLED = "Locally cancelled by application!"
-CHANNEL_CLOSED = "Channel closed!"
 DEADLINE_EXCEEDED = "Deadline Exceeded"
 _SERIALIZE_FAILED = "Exception serializing request!"
 _DESERIALIZE_FAILED = "Exception deserializing response!"

@@ -53,7 +53,6 @@ _INTERNAL = StatusCode.INTERNAL
 _status_number = _types.status_number
 _status_from_number = _types.status_from_number
 _encode_metadata = _cext.encode_metadata
-_SC_CANCELLED = _cext.SC_CANCELLED
 
 SHUTTING_DOWN = "server is shutting down"
 TOO_MANY_RPCS = "Concurrent RPC limit exceeded!"

@@ -645,22 +645,16 @@ def _compression(top, name):
             "none": top.Compression.NoCompression}[name]
 
 
-def _sync_step(top, behaviour, context, step):
-    """Run one non-terminal step on a sync context; returns ("yield", m) /
-    ("return", v) for the terminal ones, else None."""
+def _plain_step(top, behaviour, context, step):
+    """The steps that are the same call on a sync and an aio context (no
+    await): run it and say True, else False."""
     op = step[0]
-    if op == "send_initial_metadata":
-        context.send_initial_metadata(step[1])
-    elif op == "set_trailing_metadata":
+    if op == "set_trailing_metadata":
         context.set_trailing_metadata(step[1])
     elif op == "set_code":
         context.set_code(_status_code(top, step[1]))
     elif op == "set_details":
         context.set_details(step[1])
-    elif op == "abort":
-        context.abort(_status_code(top, step[1]), step[2], *step[3:])
-    elif op == "abort_with_status":
-        context.abort_with_status(_Status(_status_code(top, step[1]), step[2], step[3]))
     elif op == "raise":
         raise step[1]
     elif op == "cancel":
@@ -672,6 +666,23 @@ def _sync_step(top, behaviour, context, step):
             behaviour.observed[step[1]] = step[2](context)
         except Exception as exc:
             behaviour.observed[step[1]] = type(exc)
+    else:
+        return False
+    return True
+
+
+def _sync_step(top, behaviour, context, step):
+    """Run one non-terminal step on a sync context; returns ("yield", m) /
+    ("return", v) for the terminal ones, else None."""
+    op = step[0]
+    if _plain_step(top, behaviour, context, step):
+        return None
+    if op == "send_initial_metadata":
+        context.send_initial_metadata(step[1])
+    elif op == "abort":
+        context.abort(_status_code(top, step[1]), step[2], *step[3:])
+    elif op == "abort_with_status":
+        context.abort_with_status(_Status(_status_code(top, step[1]), step[2], step[3]))
     elif op == "wait_done":
         ended = threading.Event()
         context.add_callback(ended.set)
@@ -767,29 +778,14 @@ def sync_handler(top, behaviour):
 
 async def _aio_step(top, behaviour, context, step):
     op = step[0]
+    if _plain_step(top, behaviour, context, step):
+        return None
     if op == "send_initial_metadata":
         await context.send_initial_metadata(step[1])
-    elif op == "set_trailing_metadata":
-        context.set_trailing_metadata(step[1])
-    elif op == "set_code":
-        context.set_code(_status_code(top, step[1]))
-    elif op == "set_details":
-        context.set_details(step[1])
     elif op == "abort":
         await context.abort(_status_code(top, step[1]), step[2], *step[3:])
     elif op == "abort_with_status":
         await context.abort_with_status(_Status(_status_code(top, step[1]), step[2], step[3]))
-    elif op == "raise":
-        raise step[1]
-    elif op == "cancel":
-        context.cancel()
-    elif op == "set_compression":
-        context.set_compression(_compression(top, step[1]))
-    elif op == "observe":
-        try:
-            behaviour.observed[step[1]] = step[2](context)
-        except Exception as exc:
-            behaviour.observed[step[1]] = type(exc)
     elif op == "wait_done":
         ended = asyncio.Event()
         context.add_done_callback(lambda _c: ended.set())
