@@ -108,9 +108,12 @@ cdef class ServerConnection(GrpcConnection):
         return 0
 
     cdef int _choose_encoding(self, ServerCall call, str encoding) except -1:
-        # compress responses only with an encoding the client accepts
+        # compress responses unless the client listed what it accepts and
+        # this encoding is not among them: a request without
+        # grpc-accept-encoding (older grpc-go clients) forbids nothing,
+        # and gRPC servers compress for it
         cdef object accept = call.peer_accept_encoding
-        if accept is not None and encoding.encode("ascii") in [a.strip() for a in accept.split(b",")]:
+        if accept is None or encoding.encode("ascii") in [a.strip() for a in accept.split(b",")]:
             call.send_encoding = encoding
         return 0
 
@@ -189,8 +192,12 @@ cdef class ServerConnection(GrpcConnection):
             # wait for window forever (HEADERS are not flow controlled)
             self._discard_queued(sc._stream)
             self._send_status_headers(sc, SC_DEADLINE_EXCEEDED, "Deadline Exceeded", None)
+            # the status is complete; a client still sending is told to stop
+            # with NO_ERROR, as gRPC servers do: a CANCEL here can reach the
+            # client's transport before it reads the trailers, and the call
+            # then ends CANCELLED instead of DEADLINE_EXCEEDED
             if sc._stream is not None and sc._stream.stream_id in self.streams:
-                self.reset_stream(sc.stream_id, ERR_CANCEL)
+                self.reset_stream(sc.stream_id, ERR_NO_ERROR)
         self._end(call, SC_DEADLINE_EXCEEDED, "Deadline Exceeded", None)
         return 0
 
@@ -347,13 +354,23 @@ cdef class ServerConnection(GrpcConnection):
         it: every call in flight ends UNAVAILABLE with the reason (as
         trailers, so clients report exactly that), then GOAWAY with
         INTERNAL_ERROR and the reason as debug data; the connection is
-        closed. Returns the events."""
+        closed. When no call was cut off the shutdown was clean and the
+        last GOAWAY says NO_ERROR (clients log an error GOAWAY). Returns
+        the events."""
         cdef H2Stream s
+        cdef bint cut = False
         if not self.closed:
             for s in list(self.streams.values()):
                 if s.call is not None and (<_Call>s.call).state != CS_DONE:
                     self.send_status(<ServerCall>s.call, SC_UNAVAILABLE, reason)
-            self.close_connection(ERR_INTERNAL_ERROR, reason.encode("utf-8", "replace"))
+                    cut = True
+            if cut:
+                self.close_connection(ERR_INTERNAL_ERROR, reason.encode("utf-8", "replace"))
+            elif self._shutdown_phase != 2:
+                # the final GOAWAY of a graceful shutdown has not gone out
+                # (its PING unanswered, or none started): send it now
+                self._shutdown_phase = 2
+                self.close_connection(ERR_NO_ERROR, b"", self.last_peer_stream_id)
         return self.connection_lost(reason)
 
     cpdef bint cancel_by_application(self, ServerCall call):

@@ -66,6 +66,82 @@ class _ServerProtocol(AioConnection):
     dispatch = dispatch_server
 
 
+class _TlsHandshake(asyncio.Protocol):
+    """A TLS port's connection until its handshake completes. The server
+    runs the handshake itself (loop.start_tls) instead of giving the
+    listener ssl=, because then it holds the raw transport meanwhile and
+    stop() can close it at once; asyncio keeps a listener's handshaking
+    connections out of reach until they finish or time out."""
+
+    def __init__(self, server, context, local):
+        self.server = server
+        self.context = context
+        self.local = local
+        self.transport = None
+        self.task = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.server._handshaking.add(self)
+        # start_tls's first step runs now: it gives the transport to the TLS
+        # layer before anything is read (the ClientHello is the TLS
+        # layer's); the set holds the task (the loop's reference is weak)
+        self.task = _eager.start(self.server._loop, self._handshake())
+
+    def connection_lost(self, exc):
+        self.server._handshaking.discard(self)
+
+    async def _handshake(self):
+        server = self.server
+        early = _EarlyData()
+        try:
+            tls = await server._loop.start_tls(self.transport, early, self.context, server_side=True,
+                                               ssl_handshake_timeout=10.0)
+        except Exception as exc:   # any failed handshake (TLS alert, timeout, reset) ends only this connection
+            _LOGGER.info("TLS handshake failed: %s", exc)
+            self.transport.abort()
+            return
+        finally:
+            server._handshaking.discard(self)
+        if server._state != "started":
+            tls.abort()       # the server stopped as the handshake finished
+            return
+        proto = _ServerProtocol(server)
+        proto.local = self.local
+        tls.set_protocol(proto)
+        proto.connection_made(tls)
+        if proto.transport is None:
+            return            # refused (ALPN)
+        for data in early.chunks:
+            proto.data_received(data)
+        if early.lost:
+            proto.connection_lost(early.exc)
+
+    def abort(self):
+        self.transport.abort()
+
+
+class _EarlyData(asyncio.Protocol):
+    """What the TLS layer delivers between the end of the handshake and the
+    moment start_tls's caller runs again (the client's preface may follow
+    its last handshake message at once); handed to the real protocol."""
+
+    def __init__(self):
+        self.chunks = []
+        self.lost = False
+        self.exc = None
+
+    def data_received(self, data):
+        self.chunks.append(data)
+
+    def eof_received(self):
+        return False
+
+    def connection_lost(self, exc):
+        self.lost = True
+        self.exc = exc
+
+
 class ServicerContext(_rules.CallContext):
     """The handler's view of its call (grpc.aio.ServicerContext)."""
 
@@ -221,6 +297,7 @@ class Server(_rules.ServerRules):
         self._coroutine_functions = {}   # behavior -> whether it is a coroutine function
         self._init_rules(generic_handlers, interceptors, maximum_concurrent_rpcs)
         self._connections = set()
+        self._handshaking = set()   # _TlsHandshake: connections in their TLS handshake
         self._sockets = []
         self._listeners = []
         self._loop = None
@@ -256,20 +333,20 @@ class Server(_rules.ServerRules):
             self._stopped = self._loop.create_future()
         self._state = "started"
         for sock, creds in self._sockets:
-            tls = {}
             local = creds if creds is not None and creds._kind == "local" else None
             if creds is not None and creds.is_tls:
-                tls = {"ssl": creds.server_context(), "ssl_handshake_timeout": 10.0}
-
-            def factory(local=local):
-                proto = _ServerProtocol(self)
-                proto.local = local
-                return proto
+                def factory(local=local, context=creds.server_context()):
+                    return _TlsHandshake(self, context, local)
+            else:
+                def factory(local=local):
+                    proto = _ServerProtocol(self)
+                    proto.local = local
+                    return proto
 
             if sock.family == getattr(socket, "AF_UNIX", None):
-                listener = await self._loop.create_unix_server(factory, sock=sock, **tls)
+                listener = await self._loop.create_unix_server(factory, sock=sock)
             else:
-                listener = await self._loop.create_server(factory, sock=sock, **tls)
+                listener = await self._loop.create_server(factory, sock=sock)
             self._listeners.append(listener)
         self._sockets = []
 
@@ -290,6 +367,9 @@ class Server(_rules.ServerRules):
         self._state = "stopping"
         for listener in self._listeners:
             listener.close()
+        # a connection still in its TLS handshake has no call to finish
+        for handshake in list(self._handshaking):
+            handshake.abort()
         for conn in list(self._connections):
             conn.core.start_graceful_shutdown()
             conn.after_action()

@@ -71,19 +71,36 @@ def test_set_compression_and_disable_next_message(impl):
     run(scenario())
 
 
-@pytest.mark.parametrize("accept", ["identity", "identity,deflate", None])
+@pytest.mark.parametrize("accept", ["identity", "identity,deflate"])
 def test_set_compression_only_with_an_accepted_algorithm(impl, accept):
     if impl.name == "grpcio":
         pytest.xfail("grpcio's server compresses with gzip even for a client that does not accept it")
 
     async def scenario():
         async with serving(impl, _compression_table(impl)) as s:
-            headers = [("grpc-accept-encoding", accept)] if accept else []
+            headers = [("grpc-accept-encoding", accept)]
             for name in ("UU", "US"):
                 response_headers, frames, trailers = await raw_h2_call(s.port, "/t.S/" + name, [b""], headers)
                 assert response_headers.get("grpc-encoding") in (None, "identity")
                 assert frames and all(flag == 0 for flag, _ in frames)
                 assert trailers["grpc-status"] == "0"
+    run(scenario())
+
+
+def test_set_compression_without_grpc_accept_encoding(impl):
+    """A request that names no grpc-accept-encoding (older grpc-go clients
+    send none) forbids nothing: the response is compressed, as grpcio's
+    server does it."""
+    async def scenario():
+        async with serving(impl, _compression_table(impl)) as s:
+            headers, frames, trailers = await raw_h2_call(s.port, "/t.S/US", [b""])
+            assert headers.get("grpc-encoding") == "gzip"
+            assert [flag for flag, _ in frames] == [0, 1]
+            assert trailers["grpc-status"] == "0"
+            if impl.name == "grpcpy":   # grpcio's asyncio server ignores set_compression for a unary response
+                headers, frames, _ = await raw_h2_call(s.port, "/t.S/UU", [b""])
+                assert headers.get("grpc-encoding") == "gzip"
+                assert [flag for flag, _ in frames] == [1]
     run(scenario())
 
 
