@@ -10,6 +10,7 @@ the connection the driver picks, or queued in the driver.
 import asyncio
 import socket
 import ssl
+import weakref
 
 from grpcpy import _types
 from grpcpy._channel.driver import NO_PREFACE, ChannelDriver
@@ -25,7 +26,11 @@ from grpcpy.aio._conn import AioConnection
 class _ClientProtocol(AioConnection):
     def __init__(self, channel, sub_id):
         super().__init__(channel._new_core(), channel._loop)
-        self.channel = channel
+        # weak: the loop holds the transport and the transport this
+        # protocol, so a strong link would keep a channel dropped without
+        # close() alive with its connection forever (grpc.aio closes such
+        # a channel when it is collected; so does Channel.__del__)
+        self._channel = weakref.ref(channel)
         self.sub_id = sub_id
         self._reported = False
         # set when the server's preface arrives, failed if the connection
@@ -49,7 +54,9 @@ class _ClientProtocol(AioConnection):
     def report_lost(self):
         if not self._reported:
             self._reported = True
-            self.channel._subchannel_lost(self)
+            channel = self._channel()
+            if channel is not None:
+                channel._subchannel_lost(self)
 
 
 class Channel(ChannelMethods, ChannelDriver):
@@ -167,7 +174,7 @@ class Channel(ChannelMethods, ChannelDriver):
     def _io_arm_timer(self, when):
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self._loop.call_at(when, self._on_timer, when)
+        self._timer = self._loop.call_at(when, _timer_fired, weakref.ref(self), when)
 
     def _on_state_change(self, state):
         waiters, self._state_waiters = self._state_waiters, []
@@ -232,6 +239,13 @@ class Channel(ChannelMethods, ChannelDriver):
 
     def _subchannel_lost(self, proto):
         self._connection_lost(self._loop.time(), proto)
+
+
+def _timer_fired(channel_ref, when):
+    # the loop's timer holds the channel weakly (see _ClientProtocol)
+    channel = channel_ref()
+    if channel is not None:
+        channel._on_timer(when)
 
 
 async def _open_abstract(loop, factory, path, tls):
