@@ -19,3 +19,9 @@ def test_resolver_and_aio_run():
     assert lines[0] == "sync: echo:hello"
     # grpcpy.aio.run picks uvloop when it is installed (it is, for the tests)
     assert lines[1] == "aio (uvloop loop): echo:hello"
+
+
+def test_graceful_stop():
+    assert _run("graceful_stop.py") == ["short deadline: DEADLINE_EXCEEDED",
+                                        "in flight during the stop: done after 0.3 s",
+                                        "after the stop: UNAVAILABLE"]
