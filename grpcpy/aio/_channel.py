@@ -40,6 +40,11 @@ class _ClientProtocol(AioConnection):
 
     dispatch = dispatch_client
 
+    @property
+    def channel(self):
+        """The channel, or None once it has been collected."""
+        return self._channel()
+
     def handshake_done(self):
         if not self.handshake.done():
             self.handshake.set_result(None)
