@@ -19,3 +19,9 @@ def test_resolver_and_aio_run():
     assert lines[0] == "sync: echo:hello"
     # grpcpy.aio.run picks uvloop when it is installed (it is, for the tests)
     assert lines[1] == "aio (uvloop loop): echo:hello"
+
+
+def test_server_stream_limits():
+    lines = _run("server_stream_limits.py")
+    assert lines[0] in ["12 calls on one channel: 12 succeeded, at most %d ran at once" % n for n in (1, 2, 3)]
+    assert lines[1:] == ["while a request was on its way: done:quick", "then: done:late"]
