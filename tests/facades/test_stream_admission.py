@@ -17,7 +17,7 @@ import grpcpy
 import grpcpy.aio
 
 from .conftest import cached_client
-from .drivers import GRPCIO, GRPCPY, HANG, Behaviour, known_gap, register, wait_for
+from .drivers import GRPCPY, HANG, Behaviour, register, wait_for
 from .rawh2 import RawH2Client
 
 REFUSED_STREAM = 7
@@ -232,12 +232,11 @@ class _Concurrency:
 def test_clients_queue_at_the_servers_stream_limit(request, fresh_server, fresh_client, client_facade, server_facade):
     """Eight calls at once on one channel to a server allowing two streams:
     every call succeeds (the client waits for a free stream, it does not
-    fail the call), and the server never runs more than two."""
-    if server_facade in GRPCIO:
-        known_gap(request, client_facade, "grpcio's server counts a stream until its trailers are written out, so a "
-                  "stream opened as soon as the previous one's trailers arrive is sometimes refused "
-                  "(REFUSED_STREAM); grpcio's client retries such a stream transparently, grpcpy's client has no "
-                  "transparent retry yet and fails the call UNAVAILABLE", strict=False)
+    fail the call), and the server never runs more than two. grpcio's server
+    counts a stream until its trailers are written out, so a stream opened
+    as soon as the previous one's trailers arrive is sometimes refused
+    (REFUSED_STREAM): the clients send it again (grpcpy: see the core's
+    REPLAY_LIMIT)."""
     srv = fresh_server(server_facade, options=[("grpc.max_concurrent_streams", 2)])
     seen = _Concurrency()
     path = register(Behaviour("unary_unary", [], raw=seen.raw))
