@@ -13,7 +13,10 @@ same bytes.
       connections of 100 calls each, opened and warmed beforehand), minus
       RSS with those connections idle, divided by N. Sync servers get a
       pool of N + 8 workers: a blocked sync handler holds a thread in both
-      implementations.
+      implementations;
+  per call waiting for its request: the same with N calls that send their
+      HEADERS and never their request (grpcio's sync server gives each a
+      worker, which waits for the request; grpcpy starts no handler).
 
 Each figure is the median of --runs runs, each with a fresh server. RSS is
 VmRSS from /proc (Linux). Also reported: the server's thread count at each
@@ -160,12 +163,14 @@ class Connection:
         self.out = bytearray()
         self.flush()
 
-    def call(self, method):
+    def call(self, method, silent=False):
+        """Start a call; `silent`: HEADERS only, the request never comes."""
         sid = self.h2.get_next_available_stream_id()
         self.h2.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":path", "/%s/%s" % (SERVICE, method)),
                                    (":authority", "localhost"), ("content-type", "application/grpc"),
                                    ("te", "trailers")])
-        self.h2.send_data(sid, struct.pack(">BI", 0, 0), end_stream=True)
+        if not silent:
+            self.h2.send_data(sid, struct.pack(">BI", 0, 0), end_stream=True)
         return sid
 
     def flush(self):
@@ -198,10 +203,12 @@ class Connection:
         self.sock.close()
 
 
-def pump(connections, until=None, timeout=60.0, idle=0.2):
+def pump(connections, until=None, timeout=60.0, idle=None):
     """Serve every connection's input (SETTINGS and PING ACKs, window
     updates) until `until()` holds, or until nothing came for `idle`
     seconds when `until` is None."""
+    if idle is None:
+        idle = min(0.2, SETTLE)
     sel = selectors.DefaultSelector()
     for conn in connections:
         conn.flush()
@@ -258,18 +265,20 @@ def measure_connections(impl, n):
         server.stop()
 
 
-def measure_calls(impl, n):
+def measure_calls(impl, n, silent=False):
+    """In-flight calls blocked in the handler; `silent`: calls whose
+    request never comes (HEADERS only), which no handler sees."""
     server = Server(impl, workers=n + 8)
     try:
         count = max(1, -(-n // CALLS_PER_CONNECTION))
         conns = connect(server.port, count)
         rss0, threads0 = settle(server, conns)
         for i in range(n):
-            conns[i % count].call("Block")
+            conns[i % count].call("Block", silent)
         for conn in conns:
             conn.flush()
         deadline = time.monotonic() + 60
-        while int(server.ask("count")) < n:
+        while not silent and int(server.ask("count")) < n:
             if time.monotonic() > deadline:
                 raise RuntimeError("%s: only %s of %d calls reached the handler" % (impl, server.ask("count"), n))
             pump(conns, idle=0.05)
@@ -306,14 +315,17 @@ def main():
     results = {}
     for run in range(args.runs):
         for name in impls:   # interleaved: drift hits every implementation alike
-            row = results.setdefault(name, {"connection": [], "call": []})
+            row = results.setdefault(name, {"connection": [], "call": [], "silent": []})
             row["connection"].append(measure_connections(name, args.connections))
             row["call"].append(measure_calls(name, args.calls))
+            row["silent"].append(measure_calls(name, args.calls, silent=True))
     summary = {}
     for name, row in results.items():
         summary[name] = {
             "kib_per_connection": statistics.median(r["kib"] for r in row["connection"]),
             "kib_per_call": statistics.median(r["kib"] for r in row["call"]),
+            "kib_per_silent_call": statistics.median(r["kib"] for r in row["silent"]),
+            "threads_silent_calls": row["silent"][-1]["threads_after"],
             "threads_idle_connections": row["connection"][-1]["threads_after"],
             "threads_before_connections": row["connection"][-1]["threads_before"],
             "threads_calls": row["call"][-1]["threads_after"],
@@ -327,14 +339,15 @@ def main():
     print("server memory, median of %d runs (N = %d idle connections, %d calls in flight)"
           % (args.runs, args.connections, args.calls))
     print()
-    print("| server | KiB per idle connection | KiB per in-flight call | threads: before / %d idle conns / %d calls |"
-          % (args.connections, args.calls))
-    print("|---|---|---|---|")
+    print("| server | KiB per idle connection | KiB per in-flight call | KiB per call waiting for its request "
+          "| threads: before / %d idle conns / %d calls / %d waiting |" % (args.connections, args.calls, args.calls))
+    print("|---|---|---|---|---|")
     for name in impls:
         s = summary[name]
-        print("| %s | %.1f | %.1f | %d / %d / %d |" % (name, s["kib_per_connection"], s["kib_per_call"],
-                                                     s["threads_before_connections"],
-                                                     s["threads_idle_connections"], s["threads_calls"]))
+        print("| %s | %.1f | %.1f | %.1f | %d / %d / %d / %d |" % (
+            name, s["kib_per_connection"], s["kib_per_call"], s["kib_per_silent_call"],
+            s["threads_before_connections"], s["threads_idle_connections"], s["threads_calls"],
+            s["threads_silent_calls"]))
 
 
 if __name__ == "__main__":

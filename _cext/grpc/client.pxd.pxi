@@ -6,7 +6,7 @@ cdef class ClientCall(_Call):
     cdef list _headers                         # the request header block (pairs)
     cdef tuple _static_headers
     cdef list _waiting_out                     # (payload, flag) sent before a stream existed
-    cdef bint _half_close_waiting
+    cdef bint _half_close_waiting              # the client half-closed (sent on activation, again on a replay)
     cdef list _replay                          # what went out on the stream, until the response headers (REFUSED_STREAM)
     cdef Py_ssize_t _replay_bytes
     cdef int _refusals                         # times the server refused the call's stream (REFUSED_STREAM)

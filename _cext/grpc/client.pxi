@@ -238,10 +238,9 @@ cdef class ClientConnection(GrpcConnection):
             raise TypeError("a call object is required, not None")
         if call.state == CS_DONE:
             return
-        call._half_close_waiting = True
-        if call.state == CS_WAITING:
-            pass
-        elif call._stream is not None and call._stream.state in (ST_OPEN, ST_HALF_CLOSED_REMOTE):
+        call._half_close_waiting = True      # (also for a replay, see REPLAY_LIMIT)
+        if call.state != CS_WAITING and call._stream is not None \
+                and call._stream.state in (ST_OPEN, ST_HALF_CLOSED_REMOTE):
             self.end_stream(call.stream_id)
 
     cpdef bint write_pending(self, ClientCall call):
