@@ -4,7 +4,10 @@ streams than the server allows, reset a stream before its request.
 
 h2 keeps to the server's MAX_CONCURRENT_STREAMS once it has read it; a test
 that must exceed the limit calls `ignore_stream_limit()` after the SETTINGS
-exchange (or opens its streams before `pump()` reads the server's SETTINGS)."""
+exchange (or opens its streams before `pump()` reads the server's SETTINGS).
+h2 also takes any GOAWAY as the end of the connection and accepts nothing
+after it; a server that drains its calls after a GOAWAY is watched by keeping
+GOAWAY frames from h2 (`goaways` records them)."""
 import socket
 import struct
 import time
@@ -50,6 +53,8 @@ class RawH2Client:
         self.streams = {}
         self.remote_settings = {}
         self.settings_received = False
+        self.goaways = []         # (last stream id, error code) of each GOAWAY received
+        self._inbuf = b""
         self.flush()
 
     def handshake(self):
@@ -106,9 +111,28 @@ class RawH2Client:
                 continue
             if not data:
                 return until is not None and until()
-            for ev in self.conn.receive_data(data):
+            for ev in self.conn.receive_data(self._without_goaway(data)):
                 self._event(ev)
             self.flush()
+
+    def _without_goaway(self, data):
+        """The whole frames in what has arrived, GOAWAY frames taken out."""
+        buf = self._inbuf + data
+        out = []
+        pos = 0
+        while len(buf) - pos >= 9:
+            length = int.from_bytes(buf[pos:pos + 3], "big")
+            if len(buf) - pos < 9 + length:
+                break
+            frame = buf[pos:pos + 9 + length]
+            if frame[3] == 0x7:
+                self.goaways.append((int.from_bytes(frame[9:13], "big") & 0x7FFFFFFF,
+                                     int.from_bytes(frame[13:17], "big")))
+            else:
+                out.append(frame)
+            pos += 9 + length
+        self._inbuf = buf[pos:]
+        return b"".join(out)
 
     def _event(self, ev):
         stream = self.streams.get(getattr(ev, "stream_id", None))

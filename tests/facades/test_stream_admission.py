@@ -42,6 +42,13 @@ class _AioCounting(grpcpy.aio.ServerInterceptor):
         return await continuation(handler_call_details)
 
 
+def _tasks(srv):
+    """The number of asyncio tasks on an aio server's loop (None for sync)."""
+    if not hasattr(srv, "lt"):
+        return None
+    return srv.lt.call(lambda: len(asyncio.all_tasks()))
+
+
 @pytest.mark.parametrize("server_facade", GRPCPY)
 @pytest.mark.parametrize("intercepted", [False, True], ids=["plain", "intercepted"])
 def test_silent_streams_do_not_starve_other_clients(fresh_server, fresh_client, server_facade, intercepted):
@@ -59,9 +66,14 @@ def test_silent_streams_do_not_starve_other_clients(fresh_server, fresh_client, 
     path = register(b)
     raws = [RawH2Client(srv.port) for _ in range(4)]
     try:
+        tasks_before = _tasks(srv)
         silent = [[raw.open(path) for _ in range(250)] for raw in raws]
         for raw in raws:
             raw.pump()          # the server's SETTINGS, acknowledged
+        assert wait_for(lambda: len(srv.server._active) == 1000)
+        if tasks_before is not None:
+            # the aio server: no task per waiting call either
+            assert _tasks(srv) - tasks_before < 100
         client = fresh_client("grpcio-sync", srv.target)
         with concurrent.futures.ThreadPoolExecutor(10) as pool:
             outcomes = list(pool.map(lambda i: client.unary(path, b"q%d" % i, timeout=HANG), range(50)))
@@ -245,3 +257,33 @@ def test_clients_queue_at_the_servers_stream_limit(request, fresh_server, fresh_
     calls = [client.start("unary_unary", path, b"q", timeout=HANG) for _ in range(8)]
     assert [c.result() for c in calls] == [b"r"] * 8
     assert 1 <= seen.most <= 2
+
+
+@pytest.mark.parametrize("server_facade", GRPCPY)
+def test_stop_with_grace_serves_a_call_whose_request_comes_during_the_grace(fresh_server, server_facade):
+    """A call admitted before stop(grace) and still waiting for its request
+    is a call in flight: when the request comes within the grace the
+    handler runs and answers, and the server stops after it."""
+    srv = fresh_server(server_facade)
+    b = Behaviour("unary_unary", [("return", b"ok")])
+    path = register(b)
+    raw = RawH2Client(srv.port)
+    try:
+        assert raw.handshake()
+        stream = raw.open(path)
+        raw.pump()
+        assert wait_for(lambda: len(srv.server._active) == 1)
+        if hasattr(srv, "lt"):
+            stopping = asyncio.run_coroutine_threadsafe(srv.server.stop(HANG), srv.lt.loop)
+            srv.lt.call(lambda: None)   # the stop has begun
+            stopped = stopping.done
+        else:
+            stopped = srv.server.stop(HANG).is_set
+        assert not stopped()
+        assert raw.pump(lambda: raw.goaways, timeout=HANG)    # the stop is on the wire
+        raw.send_request(stream, b"late")
+        assert raw.pump(lambda: stream.ended, timeout=HANG)
+        assert stream.status == 0 and b.requests == [b"late"]
+        assert wait_for(stopped)
+    finally:
+        raw.close()
