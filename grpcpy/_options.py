@@ -46,11 +46,20 @@ class _Options:
         return config
 
 
+# Streams a server lets one connection open at a time (SETTINGS_MAX_CONCURRENT_STREAMS;
+# a peer that opens more gets RST_STREAM(REFUSED_STREAM), and gRPC clients queue their
+# calls at the limit instead). grpcio and grpc-go advertise no limit; Go's own HTTP/2
+# server says 250 and nginx 128, RFC 9113 asks for no less than 100. 256 keeps a
+# multiplexing client from queueing in practice while bounding what one connection can
+# pin: its pending calls, their buffered requests (256 x the stream window).
+DEFAULT_MAX_CONCURRENT_STREAMS = 256
+
+
 class ServerOptions(_Options):
     def __init__(self, options, compression=None):
         super().__init__(options, compression)
         opts = self.raw
-        self.max_concurrent_streams = int(opts.get("grpc.max_concurrent_streams", 0xFFFFFFFF))
+        self.max_concurrent_streams = int(opts.get("grpc.max_concurrent_streams", DEFAULT_MAX_CONCURRENT_STREAMS))
         self.so_reuseport = bool(opts.get("grpc.so_reuseport", 1))
 
     def h2_config(self, **extra):

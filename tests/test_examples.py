@@ -25,3 +25,9 @@ def test_graceful_stop():
     assert _run("graceful_stop.py") == ["short deadline: DEADLINE_EXCEEDED",
                                         "in flight during the stop: done after 0.3 s",
                                         "after the stop: UNAVAILABLE"]
+
+
+def test_server_stream_limits():
+    lines = _run("server_stream_limits.py")
+    assert lines[0] in ["12 calls on one channel: 12 succeeded, at most %d ran at once" % n for n in (1, 2, 3)]
+    assert lines[1:] == ["while a request was on its way: done:quick", "then: done:late"]

@@ -6,7 +6,10 @@ cdef class ClientCall(_Call):
     cdef list _headers                         # the request header block (pairs)
     cdef tuple _static_headers
     cdef list _waiting_out                     # (payload, flag) sent before a stream existed
-    cdef bint _half_close_waiting
+    cdef bint _half_close_waiting              # the client half-closed (sent on activation, again on a replay)
+    cdef list _replay                          # what went out on the stream, until the response headers (REFUSED_STREAM)
+    cdef Py_ssize_t _replay_bytes
+    cdef int _refusals                         # times the server refused the call's stream (REFUSED_STREAM)
     cdef readonly bint headers_received
     cdef readonly object initial_metadata
     cdef readonly object trailing_metadata
@@ -25,6 +28,8 @@ cdef class ClientConnection(GrpcConnection):
     cdef int _activate(self, ClientCall call) except -1
     cdef int _write_request_headers(self, H2Stream s, ClientCall call) except -1
     cdef int _start_waiting(self) except -1
+    cdef bint _requeue_refused(self, ClientCall call, H2Stream s) except -1
+    cdef inline void _keep_for_replay(self, ClientCall call, object wire)
     cpdef send_message(self, ClientCall call, object payload)
     cpdef send_unary(self, ClientCall call, object payload)
     cpdef close_send(self, ClientCall call)

@@ -15,6 +15,19 @@ cdef dict HTTP_TO_GRPC = {
     429: SC_UNAVAILABLE, 502: SC_UNAVAILABLE, 503: SC_UNAVAILABLE, 504: SC_UNAVAILABLE,
 }
 
+# A stream the server refused (RST_STREAM REFUSED_STREAM, RFC 9113 section 8.7:
+# the request was not processed) is opened again, at the head of the queue for
+# a stream slot, with the headers and messages it had sent - as long as no
+# response headers came, what it sent fits in REPLAY_LIMIT bytes and it was not
+# refused MAX_REFUSALS times already (gRFC A6's transparent retry). A server
+# refuses such streams when it counts a finished stream a little longer than
+# the client does (grpcio's server counts a stream until its trailers are
+# written out) or when the client opened streams before it had read the
+# server's MAX_CONCURRENT_STREAMS.
+cdef Py_ssize_t REPLAY_LIMIT = 64 * 1024
+cdef int MAX_REFUSALS = 8
+
+
 # RST_STREAM error code -> gRPC status seen by the client.
 cpdef int status_for_reset(uint32_t code):
     if code == ERR_REFUSED_STREAM:
@@ -130,10 +143,40 @@ cdef class ClientConnection(GrpcConnection):
             self._write_headers(s, call._static_headers, False)
         for payload in call._waiting_out:
             self.send_data(s.stream_id, payload, False)
+        if call._replay_bytes <= REPLAY_LIMIT:
+            call._replay = call._waiting_out    # kept in case the stream is refused
         call._waiting_out = None
         if call._half_close_waiting:
             self.end_stream(s.stream_id)
         return 0
+
+    cdef inline void _keep_for_replay(self, ClientCall call, object wire):
+        """Count a message the call sends; keep it while the call may still
+        be replayed on a new stream."""
+        call._replay_bytes += len(wire[1]) + 5 if type(wire) is tuple else len(wire)
+        if call._replay is not None:
+            if call._replay_bytes > REPLAY_LIMIT:
+                call._replay = None
+            else:
+                call._replay.append(wire)
+
+    cdef bint _requeue_refused(self, ClientCall call, H2Stream s) except -1:
+        """The server refused the call's stream: put the call back at the
+        head of the queue for a stream slot, to be sent again (see
+        REPLAY_LIMIT). False when it cannot be."""
+        if (call._replay is None or call.headers_received or call.state != CS_ACTIVE
+                or call._refusals >= MAX_REFUSALS or self.closed or self.going_away):
+            return False
+        call._refusals += 1
+        s.call = None
+        call._stream = None
+        call.stream_id = 0
+        call.state = CS_WAITING
+        call._waiting_out = call._replay
+        call._replay = None
+        self._waiting.insert(0, call)
+        self._start_waiting()
+        return True
 
     cdef int _write_request_headers(self, H2Stream s, ClientCall call) except -1:
         # static part from the encoder's cache, per-call part after it
@@ -162,6 +205,7 @@ cdef class ClientConnection(GrpcConnection):
         except MessageTooLarge as exc:
             self._fail_call(call, SC_RESOURCE_EXHAUSTED, self._size_error("Sent", exc))
             return False
+        self._keep_for_replay(call, wire)
         if call.state == CS_WAITING:
             call._waiting_out.append(wire)
         else:
@@ -180,9 +224,10 @@ cdef class ClientConnection(GrpcConnection):
         except MessageTooLarge as exc:
             self._fail_call(call, SC_RESOURCE_EXHAUSTED, self._size_error("Sent", exc))
             return False
+        self._keep_for_replay(call, wire)
+        call._half_close_waiting = True
         if call.state == CS_WAITING:
             call._waiting_out.append(wire)
-            call._half_close_waiting = True
         else:
             self.send_data(call.stream_id, wire, True)
         return True
@@ -193,9 +238,9 @@ cdef class ClientConnection(GrpcConnection):
             raise TypeError("a call object is required, not None")
         if call.state == CS_DONE:
             return
-        if call.state == CS_WAITING:
-            call._half_close_waiting = True
-        elif call._stream is not None and call._stream.state in (ST_OPEN, ST_HALF_CLOSED_REMOTE):
+        call._half_close_waiting = True      # (also for a replay, see REPLAY_LIMIT)
+        if call.state != CS_WAITING and call._stream is not None \
+                and call._stream.state in (ST_OPEN, ST_HALF_CLOSED_REMOTE):
             self.end_stream(call.stream_id)
 
     cpdef bint write_pending(self, ClientCall call):
@@ -297,6 +342,7 @@ cdef class ClientConnection(GrpcConnection):
             if call.recv_encoding not in SUPPORTED_ENCODINGS:
                 return self._fail_call(call, SC_INTERNAL, "unsupported grpc-encoding %r" % (call.recv_encoding,))
         call.headers_received = True
+        call._replay = None
         call.initial_metadata = decode_metadata(headers)
         ev = _cevent(CE_INITIAL_METADATA, call._who())
         ev.metadata = call.initial_metadata
@@ -397,6 +443,8 @@ cdef class ClientConnection(GrpcConnection):
             return 0
         if never_processed:
             self._end(call, SC_UNAVAILABLE, "stream refused before processing (GOAWAY); safe to retry", None)
+        elif remote and code == ERR_REFUSED_STREAM and self._requeue_refused(call, s):
+            pass
         elif self.closed:
             self._end(call, SC_UNAVAILABLE, "connection failed (HTTP/2 error code %d)" % code, None)
         elif remote:

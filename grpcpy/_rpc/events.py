@@ -11,9 +11,10 @@ A connection object passed in provides:
   client: handshake_done()  the server's HTTP/2 preface arrived
           report_lost()     GOAWAY or connection closed: the channel must
                             stop picking this connection
-  server: server            the server object; its call_started(conn, call)
+  server: server            the server object; its _call_started(conn, call)
                             admits a new call and returns the context to
-                            run (or None), run_handler(ctx) starts it
+                            run (or None), _start_handler(ctx) starts its
+                            handler (or leaves it pending for its request)
 """
 from grpcpy import _cext
 
@@ -47,9 +48,10 @@ def dispatch_client(conn, events):
 
 
 def dispatch_server(conn, events):
-    """Deliver a batch of server events. Calls started in the batch run
-    their handlers after the whole batch is delivered, so a unary
-    handler finds its request (which came in the same read) in place."""
+    """Deliver a batch of server events. Calls started in the batch, and
+    pending calls whose request the batch completed, start their handlers
+    after the whole batch is delivered, so a unary handler finds its
+    request (which came in the same read) in place."""
     started = None
     for ev in events:
         kind = ev.kind
@@ -70,12 +72,17 @@ def dispatch_server(conn, events):
             target._on_message(ev.data, ev.value)
         elif kind == CE_HALF_CLOSED:
             target._on_half_close()
+            if target._pending:
+                if started is None:
+                    started = [target]
+                elif target not in started:
+                    started.append(target)
         elif kind == CE_CALL_ENDED:
             target._on_end(ev.code, ev.details)
         elif kind == CE_WRITE_READY:
             target._on_write_ready()
     if started is not None:
-        run = conn.server._run_handler
+        start = conn.server._start_handler
         for ctx in started:
-            if not ctx._finished:
-                run(ctx)
+            if ctx._pending:
+                start(ctx)

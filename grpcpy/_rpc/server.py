@@ -11,6 +11,21 @@ task or thread). The handler's request/response shape is given to the core,
 which enforces the cardinality of unary sides (UNIMPLEMENTED, as the gRPC
 status-code spec says for both sides).
 
+Handler scheduling (ServerRules._start_handler, at the end of an event
+batch): a handler whose request is unary (unary-unary, unary-stream) starts
+only once its request is complete - the message and the client's half-close
+in, so the core has checked that exactly one came. Until then the call is
+"pending": it holds no worker thread (sync) and no task (aio), so streams
+that open and never send their request cost memory only, bounded by
+max_concurrent_streams per connection, and cannot starve other clients.
+Behind interceptors the method is known only after the chain ran (in a worker
+or a task); a unary-request call found there goes back to pending the same
+way. A pending call that ends (client cancel, deadline, connection lost) is
+dropped without its handler ever running, as grpcio drops it. Streaming-
+request handlers start at once, as in grpcio. (grpcio's sync server hands
+every call to its pool at once and the worker waits there for the request;
+grpcpy does not, which is the point.)
+
 The handler's status (CallContext):
 - abort(code, details) ends the handler with that status; abort(OK) is a
   mistake and ends the call UNKNOWN with empty details (logged);
@@ -89,6 +104,7 @@ class CallContext(PeerInfo):
     _callbacks = None
     _metadata = None
     _handler = None
+    _pending = True          # admitted; the handler is not handed to a worker or task (yet, or again)
 
     def __init__(self, conn, call, handler):
         self._conn = conn
@@ -136,6 +152,9 @@ class CallContext(PeerInfo):
         self._cancelled = True
         self._code = _status_from_number(code)
         self._details = details
+        if self._pending:
+            # its handler never ran and never will
+            self._conn.server._forget_call(self)
         self._wake()
         self._ended()
 
@@ -258,6 +277,14 @@ class CallContext(PeerInfo):
         self._handler = handler
         self._core.set_cardinality(self._call, handler.request_streaming, handler.response_streaming)
         self._conn.after_action()
+
+    def _awaits_request(self):
+        """True when the handler's request is unary and not complete yet:
+        the call must stay pending (the core ends it if the half-close
+        comes without a message, or a second message comes)."""
+        handler = self._handler
+        return (handler is not None and not handler.request_streaming
+                and not self._half_closed and not self._finished)
 
     def _missing_request_status(self):
         """A unary-request call whose client sent no request (grpcio's sync
@@ -413,8 +440,32 @@ class ServerRules:
             core.accept_call(call, ctx)         # the interceptor chain finds it later
         else:
             core.accept_call(call, ctx, handler.request_streaming, handler.response_streaming)
+            if call.is_done:
+                # the batch that started it also broke its cardinality (two
+                # messages to a unary request, or a half-close after none):
+                # the core has sent the status; its end event finds the
+                # context finished
+                ctx._finished = True
+                ctx._pending = False
+                return None
         self._active.add(ctx)
         return ctx
+
+    def _start_handler(self, ctx):
+        """A pending call whose handler may start (the end of the event
+        batch that started it, or that completed its request): hand it to
+        the facade's _run_handler, unless it must wait for its request."""
+        if ctx._finished or ctx._awaits_request():
+            return
+        ctx._pending = False
+        self._run_handler(ctx)
+
+    def _forget_call(self, ctx):
+        """A pending call ended before its handler ran (the facade holds the
+        connection's lock, if it has one)."""
+        ctx._pending = False
+        self._active.discard(ctx)
+        ctx._call.user = None
 
     @staticmethod
     def _refuse(conn, call, code, details):

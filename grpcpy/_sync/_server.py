@@ -1,10 +1,11 @@
 """grpcpy.server(): the threaded server, compatible with grpc.Server.
 
 Each accepted socket is a SyncConnection around a sans-IO ServerConnection.
-A validated request (CE_CALL_STARTED) becomes a ServicerContext and a job in
-the application's thread pool; the handler reads requests and writes
-responses through the context, which waits on a Condition sharing the
-connection's lock.
+A validated request (CE_CALL_STARTED) becomes a ServicerContext and, once it
+may start (a unary request complete, see grpcpy._rpc.server), a job in the
+application's thread pool; the handler reads requests and writes responses
+through the context, which waits on a Condition sharing the connection's
+lock.
 
 Worker pool: a handler occupies one worker for its whole duration, so
 long-lived streams hold workers. When every worker is busy, new calls wait in
@@ -351,9 +352,17 @@ class Server(_rules.ServerRules):
     def _call_started(self, conn, call):
         """I/O thread, connection lock held."""
         with self._lock:
-            ctx = _rules.ServerRules._call_started(self, conn, call)
-            if ctx is None:
-                return None
+            return _rules.ServerRules._call_started(self, conn, call)
+
+    def _forget_call(self, ctx):
+        """Connection lock held: a pending call ended before its handler ran."""
+        with self._lock:
+            _rules.ServerRules._forget_call(self, ctx)
+
+    def _run_handler(self, ctx):
+        """Connection lock held (I/O thread, or the worker that ran the
+        interceptors): the handler runs in the pool."""
+        with self._lock:
             self._waiting += 1
             if self._workers is not None and self._busy >= self._workers:
                 now = monotonic()
@@ -363,10 +372,6 @@ class Server(_rules.ServerRules):
                         "all %d worker threads are busy; %d call(s) wait for a worker. Long-lived streams hold "
                         "a worker each: use a larger thread pool, or maximum_concurrent_rpcs to refuse calls "
                         "instead of queueing them", self._workers, self._waiting)
-        return ctx
-
-    def _run_handler(self, ctx):
-        """I/O thread, connection lock held: the handler runs in the pool."""
         try:
             self._pool.submit(self._run, ctx)
         except RuntimeError:   # the pool was shut down
@@ -386,6 +391,7 @@ class Server(_rules.ServerRules):
         with self._lock:
             self._waiting -= 1
             self._busy += 1
+        parked = False
         try:
             if ctx._finished:
                 return
@@ -397,6 +403,11 @@ class Server(_rules.ServerRules):
                     return
                 with ctx._cond:
                     ctx._set_handler(handler)
+                    if ctx._awaits_request():
+                        # a unary request still on its way: give the worker
+                        # back; the request's arrival starts the call again
+                        ctx._pending = parked = True
+                        return
             self._invoke(ctx, handler)
         except _Abort:
             ctx._finish(ctx._code, ctx._details)
@@ -409,7 +420,8 @@ class Server(_rules.ServerRules):
         finally:
             with self._lock:
                 self._busy -= 1
-                self._active.discard(ctx)
+                if not parked:
+                    self._active.discard(ctx)
 
     def _invoke(self, ctx, handler):
         if handler.request_streaming:

@@ -2,7 +2,8 @@
 
 Each accepted connection is an AioConnection around a sans-IO
 ServerConnection core. A request the core has validated arrives as
-CE_CALL_STARTED; the server finds its handler and runs it as a task with a
+CE_CALL_STARTED; the server finds its handler and runs it (once it may
+start: a unary request complete, see grpcpy._rpc.server) as a task with a
 ServicerContext that reads requests from the call's queue and writes
 responses through the core. Everything about the wire (headers, status,
 limits, deadlines, compression) is decided by the core.
@@ -373,10 +374,19 @@ class Server(_rules.ServerRules):
         for conn in list(self._connections):
             conn.core.start_graceful_shutdown()
             conn.after_action()
-        if grace and self._active:
-            pending = [ctx._task for ctx in self._active if ctx._task is not None]
-            if pending:
-                await asyncio.wait(pending, timeout=grace)
+        if grace:
+            # calls waiting for their request count too: one that gets it
+            # within the grace runs to its end
+            deadline = self._loop.time() + grace
+            while self._active:
+                remaining = deadline - self._loop.time()
+                if remaining <= 0:
+                    break
+                running = [ctx._task for ctx in self._active if ctx._task is not None and not ctx._task.done()]
+                if running:
+                    await asyncio.wait(running, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    await asyncio.sleep(min(remaining, 0.01))
         # what is still running is cut off with its connection, as grpcio's
         # server does: the client sees UNAVAILABLE, the handlers are cancelled
         for conn in list(self._connections):
@@ -438,6 +448,7 @@ class Server(_rules.ServerRules):
         return await continuation(details)
 
     async def _run(self, ctx, handler, unary=None):
+        parked = False
         try:
             if unary is not None:
                 await self._unary_unary(ctx, unary)
@@ -448,6 +459,12 @@ class Server(_rules.ServerRules):
                     ctx._finish(_types.StatusCode.UNIMPLEMENTED, _rules.NOT_FOUND)
                     return
                 ctx._set_handler(handler)
+                if ctx._awaits_request():
+                    # a unary request still on its way: the call waits
+                    # without a task; its arrival starts it again
+                    ctx._pending = parked = True
+                    ctx._task = None
+                    return
             await self._invoke(ctx, handler)
         except AbortError:
             ctx._finish(ctx._code, ctx._details)
@@ -464,7 +481,8 @@ class Server(_rules.ServerRules):
         except Exception as exc:
             ctx._handler_failed(exc, _rules.CALLING_FAILED)
         finally:
-            self._active.discard(ctx)
+            if not parked:
+                self._active.discard(ctx)
             if ctx._finished:
                 # the core has no more events for this call: drop its link
                 # back to the context, so the pair is freed by reference

@@ -267,7 +267,6 @@ def test_http_error_status_without_body():
 
 @pytest.mark.parametrize("error,code", [
     (h2.errors.ErrorCodes.CANCEL, c.SC_CANCELLED),
-    (h2.errors.ErrorCodes.REFUSED_STREAM, c.SC_UNAVAILABLE),
     (h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, c.SC_RESOURCE_EXHAUSTED),
     (h2.errors.ErrorCodes.INTERNAL_ERROR, c.SC_INTERNAL),
 ])
@@ -288,6 +287,105 @@ def test_rst_stream_from_server(error, code):
     link.server.trailers_only(call2.stream_id, 0)
     link.pump()
     assert link.ended(call2).code == c.SC_OK
+
+
+def _refuse(link, call):
+    sid = call.stream_id
+    link.server.conn.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+    link.pump()
+    return sid
+
+
+@pytest.mark.parametrize("unary", [True, False], ids=["send_unary", "send_message+close_send"])
+def test_refused_stream_is_sent_again(unary):
+    """RST_STREAM(REFUSED_STREAM) before any response: the request was not
+    processed (RFC 9113 section 8.7); the call goes out again on a new
+    stream, with its headers and messages, and ends as that stream does."""
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now, timeout=5.0, metadata=(("k", "v"),))
+    if unary:
+        link.client.send_unary(call, b"x")
+    else:
+        link.client.send_message(call, b"x")
+        link.client.send_message(call, b"y")
+        link.client.close_send(call)
+    link.pump()
+    first = _refuse(link, call)
+    assert not link.of(call, c.CE_CALL_ENDED)
+    assert call.stream_id > first
+    again = link.server.streams[call.stream_id]
+    assert dict(again.headers)[b"k"] == b"v" and b"grpc-timeout" in dict(again.headers)
+    assert again.messages == ([(0, b"x")] if unary else [(0, b"x"), (0, b"y")]) and again.ended
+    link.server.respond_headers(call.stream_id)
+    link.server.send_messages(call.stream_id, [b"r"])
+    link.server.respond_status(call.stream_id, 0)
+    link.pump()
+    assert link.messages(call) == [b"r"] and link.ended(call).code == c.SC_OK
+
+
+def test_refused_stream_waits_for_a_free_slot():
+    """Sent again from the head of the queue for a stream slot: with the
+    server's limit reached (one stream) it waits, then goes before a call
+    that was queued before the refusal."""
+    server = H2GrpcServer()
+    server.conn.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: 1})
+    link = ClientLink(server=server)
+    calls = [link.client.start_call(METHOD, link.now) for _ in range(3)]
+    for call, payload in zip(calls, (b"a", b"b", b"c")):
+        link.client.send_unary(call, payload)
+    link.pump()
+    first, second, third = calls
+    assert (second.stream_id, third.stream_id) == (0, 0)       # waiting for the only slot
+    _refuse(link, first)
+    # the refused stream's slot went to the next call in the queue at once;
+    # the refused call is next
+    assert (first.stream_id, third.stream_id) == (0, 0) and second.stream_id != 0
+    link.server.trailers_only(second.stream_id, 0)
+    link.pump()
+    assert first.stream_id > second.stream_id and third.stream_id == 0
+    assert link.server.streams[first.stream_id].messages == [(0, b"a")]
+    link.server.trailers_only(first.stream_id, 0)
+    link.pump()
+    link.server.trailers_only(third.stream_id, 0)
+    link.pump()
+    assert [link.ended(call).code for call in calls] == [c.SC_OK] * 3
+
+
+def test_refused_stream_is_not_sent_again_after_response_headers():
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"x")
+    link.pump()
+    link.server.respond_headers(call.stream_id)
+    link.pump()
+    _refuse(link, call)
+    assert link.ended(call).code == c.SC_UNAVAILABLE
+
+
+def test_refused_stream_is_not_sent_again_when_its_request_was_large():
+    """Beyond 64 KiB sent the call keeps nothing for a replay: UNAVAILABLE."""
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_message(call, b"x" * (64 * 1024))
+    link.pump()
+    _refuse(link, call)
+    assert link.ended(call).code == c.SC_UNAVAILABLE
+
+
+def test_refused_stream_again_and_again_ends_unavailable():
+    """A server that refuses every time: after 8 refusals the call ends
+    UNAVAILABLE "Received RST_STREAM with error code 7"."""
+    link = ClientLink()
+    call = link.client.start_call(METHOD, link.now)
+    link.client.send_unary(call, b"x")
+    link.pump()
+    streams = set()
+    while not link.of(call, c.CE_CALL_ENDED):
+        assert len(streams) <= 9
+        streams.add(_refuse(link, call))
+    assert len(streams) == 9
+    end = link.ended(call)
+    assert (end.code, end.details) == (c.SC_UNAVAILABLE, "Received RST_STREAM with error code 7")
 
 
 def test_goaway_fails_unprocessed_stream_and_lets_lower_one_finish():

@@ -194,17 +194,17 @@ def test_no_request_to_a_unary_request_method(request, server, observer, server_
 
 def test_two_requests_to_a_unary_request_method(request, server, observer, server_facade):
     # grpcio (both servers) hands the first to the handler and ignores the
-    # second. The spec says UNIMPLEMENTED; grpcpy follows the spec.
+    # second. The spec says UNIMPLEMENTED; grpcpy follows the spec: a
+    # unary-request handler starts only after the half-close, so the core
+    # has counted every message and the handler never runs.
     for kind, call in (("unary_unary", observer.stream_unary), ("unary_stream", observer.stream_stream)):
         b = Behaviour(kind, [("return", b"r")] if kind == "unary_unary" else [("yield", b"r")])
         out = call(register(b), [b"a", b"b"])
         if server_facade in ("grpcio-sync", "grpcio-aio"):
             assert (out.code, b.requests) == ("OK", [b"a"])
             continue
-        known_gap(request, ("grpcpy-sync", "grpcpy-aio"), "a race: the core ends the call UNIMPLEMENTED when both "
-                  "messages are in hand before the handler answers; a handler that answers the first before the "
-                  "second arrives ends OK", strict=False)
         assert out.code == "UNIMPLEMENTED", (kind, out)
+        assert b.requests == [], kind
 
 
 def test_unknown_method(server, observer):
