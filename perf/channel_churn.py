@@ -23,6 +23,42 @@ def rss_of(pid):
     raise RuntimeError("no VmRSS")
 
 
+def own_rss():
+    return rss_of(os.getpid())
+
+
+def churn(cycles):
+    import grpc
+
+    import grpcpy.aio
+    from tests.aio.harness import ECHO, generic_handler
+
+    async def run(how):
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((generic_handler(grpc, ECHO),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+
+        async def cycle():
+            channel = grpcpy.aio.insecure_channel("127.0.0.1:%d" % port)
+            await channel.unary_unary("/t.S/Echo")(b"x", timeout=5)
+            if how == "close":
+                await channel.close()
+        try:
+            for _ in range(50):
+                await cycle()
+            gc.collect()
+            before = own_rss()
+            for _ in range(cycles):
+                await cycle()
+            await asyncio.sleep(0.1)
+            gc.collect()
+            return own_rss() - before
+        finally:
+            await server.stop(None)
+    return {how: asyncio.run(run(how)) for how in ("close", "drop")}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cycles", type=int, default=2000)

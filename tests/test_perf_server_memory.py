@@ -23,3 +23,12 @@ def test_server_memory_script_runs():
         assert row["threads_calls"] >= 3 if name.endswith("sync") else row["threads_calls"] >= 1
     # a call waiting for its request holds no worker in grpcpy (grpcio's sync server gives it one)
     assert out["results"]["grpcpy-sync"]["threads_silent_calls"] < out["results"]["grpcpy-sync"]["threads_calls"]
+
+
+def test_channel_churn_script_runs():
+    """perf/channel_churn.py with a few cycles prints both growth figures."""
+    done = subprocess.run([sys.executable, str(ROOT / "perf" / "channel_churn.py"), "--cycles", "20"],
+                          capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("client RSS after 20 grpcpy.aio channel cycles: closed ")
+    assert " MiB, dropped " in done.stdout
