@@ -5,6 +5,7 @@ start clean). Each prints one JSON line on stdout.
     python io_programs.py dropped N     N channels dropped without close()
     python io_programs.py idle N        N idle HTTP/2 connections to a server
     python io_programs.py fork          fork with a channel in use
+    python io_programs.py aio-fork      the same with an aio channel
     python io_programs.py gevent N      N greenlet calls, monkey-patched
 """
 import gc
@@ -156,6 +157,54 @@ def fork():
     return {"child": child, "child_status": status, "parent_ok": ok}
 
 
+def aio_fork():
+    """An aio channel used in the parent, then in a child after fork."""
+    import asyncio
+    import grpcpy.aio
+    server, target = serve()
+    holder = {}
+
+    async def parent_calls(n, tag):
+        if "ch" not in holder:
+            holder["ch"] = grpcpy.aio.insecure_channel(target)
+        call = holder["ch"].unary_unary(METHOD)
+        return sum([1 for i in range(n) if await call(b"%s%d" % (tag, i), timeout=10) == b"%s%d" % (tag, i)])
+
+    loop = asyncio.new_event_loop()
+    assert loop.run_until_complete(parent_calls(1, b"a")) == 1
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        out = {}
+
+        async def child():
+            start = time.monotonic()
+            try:
+                out["inherited"] = (await holder["ch"].unary_unary(METHOD)(b"c", timeout=5)).decode()
+            except grpcpy.aio.AioRpcError as exc:
+                out["inherited"] = "error %s: %s" % (exc.code(), exc.details())
+            out["inherited_seconds"] = time.monotonic() - start
+            await holder["ch"].close()
+            async with grpcpy.aio.insecure_channel(target) as fresh:
+                out["new"] = (await fresh.unary_unary(METHOD)(b"new", timeout=5)).decode()
+        asyncio.run(child())
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        data += chunk
+    _, status = os.waitpid(pid, 0)
+    ok = loop.run_until_complete(parent_calls(50, b"p"))
+    loop.run_until_complete(holder["ch"].close())
+    server.stop(None)
+    return {"child": json.loads(data or b"{}"), "child_status": status, "parent_ok": ok}
+
+
 def gevent_calls(n):
     import gevent
     server, target = serve(workers=n)
@@ -177,6 +226,8 @@ def main():
         out = idle(int(sys.argv[2]))
     elif mode == "fork":
         out = fork()
+    elif mode == "aio-fork":
+        out = aio_fork()
     else:
         out = gevent_calls(int(sys.argv[2]))
     sys.stdout.write(json.dumps(out) + "\n")

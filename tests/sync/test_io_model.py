@@ -51,3 +51,15 @@ def test_gevent_monkey_patched_fifty_greenlet_calls():
     pytest.importorskip("gevent")
     got = run("gevent", 50)
     assert got == {"ok": 50, "n": 50}
+
+
+def test_fork_inherited_aio_channel_fails_at_once_parent_undisturbed():
+    got = run("aio-fork")
+    child = got["child"]
+    assert got["child_status"] == 0, got
+    # an asyncio channel cannot cross fork(): a clear error at once
+    assert child["inherited"].startswith("error StatusCode.UNAVAILABLE: this grpcpy.aio channel was created in "
+                                         "another process"), got
+    assert child["inherited_seconds"] < 5, got
+    assert child["new"] == "new", got
+    assert got["parent_ok"] == 50, got
