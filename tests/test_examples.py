@@ -19,3 +19,11 @@ def test_resolver_and_aio_run():
     assert lines[0] == "sync: echo:hello"
     # grpcpy.aio.run picks uvloop when it is installed (it is, for the tests)
     assert lines[1] == "aio (uvloop loop): echo:hello"
+
+
+def test_fork_workers():
+    assert _run("fork_workers.py") == [
+        "parent: echo:before fork",
+        "workers ok: 3 of 3",
+        "parent: echo:after fork",
+    ]
