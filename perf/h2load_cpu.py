@@ -1,16 +1,21 @@
 """Server CPU per request under h2load, for the grpcpy servers (sync, aio)
 and optionally grpcio's.
 
-    python perf/h2load_cpu.py [--requests 40000] [--impl grpcpy-sync,grpcpy-aio]
+    python perf/h2load_cpu.py [--requests 40000] [--rounds 5] [--baseline ../main]
+                              [--impl grpcpy-sync,grpcpy-aio-asyncio,grpcpy-aio-uvloop,grpcio-sync]
 
-Each server runs in a process of its own (the unary echo method of
+`--baseline DIR` measures the grpcpy servers of another (built) checkout as
+well, in the same rounds. Each server runs in a process of its own (the unary echo method of
 perf/bench_peers.py, 32 worker threads for the sync servers); h2load
 (nghttp2-client) sends a fixed number of requests over 4 connections x 16
 streams; the server's CPU time (user + system, from the process's own
 accounting) over the run, divided by the requests h2load counted as
 succeeded, is the figure. A short warm-up run comes first and is not
 counted. Wall time matters little here: the machine may be shared, CPU
-time per request much less so.
+time per request much less so. CPU time still moves with the machine's load
+(cache and scheduler effects, +-30% on a busy 2-core machine), so each server
+is measured `--rounds` times, alternating between servers, and the lowest
+and the median figure are reported.
 """
 import argparse
 import json
@@ -25,12 +30,17 @@ sys.path.insert(0, HERE)
 
 from bench_peers import SERVICE  # noqa: E402
 
-IMPLS = ("grpcpy-sync", "grpcpy-aio-asyncio", "grpcpy-aio-uvloop", "grpcio-sync", "grpcio-aio")
+
 
 
 def _start(impl):
+    """impl, or impl@DIR: grpcpy imported from the checkout DIR (a baseline)."""
+    env = dict(os.environ)
+    impl, _, checkout = impl.partition("@")
+    if checkout:
+        env["PYTHONPATH"] = os.path.abspath(checkout) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "bench_peers.py"), "server", impl],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     hello = json.loads(proc.stdout.readline())
     return proc, hello["port"]
 
@@ -75,6 +85,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=40000)
     ap.add_argument("--impl", default="grpcpy-sync,grpcpy-aio-asyncio,grpcpy-aio-uvloop")
+    ap.add_argument("--rounds", type=int, default=1, help="runs per server, alternating")
+    ap.add_argument("--baseline", help="a grpcpy checkout (built) to measure the grpcpy servers of as well")
     args = ap.parse_args(argv)
     if not shutil.which("h2load"):
         sys.exit("h2load is not installed (Debian: apt-get install nghttp2-client)")
@@ -82,10 +94,20 @@ def main(argv=None):
     body = os.path.join(folder, "request.bin")
     with open(body, "wb") as fh:
         fh.write(b"\0\0\0\0\x05hello")
-    print("%-12s %10s %10s %14s" % ("server", "requests", "CPU s", "CPU us/request"))
-    for impl in args.impl.split(","):
-        ok, used = measure(impl, args.requests, body)
-        print("%-12s %10d %10.2f %14.1f" % (impl, ok, used, used / max(1, ok) * 1e6))
+    impls = args.impl.split(",")
+    if args.baseline:
+        impls += ["%s@%s" % (impl, args.baseline) for impl in impls if impl.startswith("grpcpy")]
+    figures = {impl: [] for impl in impls}
+    for _ in range(args.rounds):
+        for impl in impls:
+            ok, used = measure(impl, args.requests, body)
+            figures[impl].append(used / max(1, ok) * 1e6)
+    print("server CPU per request under h2load (%d requests, 4 connections x 16 streams), %d round(s)"
+          % (args.requests, args.rounds))
+    print("%-32s %12s %12s" % ("server", "lowest us", "median us"))
+    for impl in impls:
+        cpu = sorted(figures[impl])
+        print("%-32s %12.1f %12.1f" % (impl, cpu[0], cpu[len(cpu) // 2]))
 
 
 if __name__ == "__main__":

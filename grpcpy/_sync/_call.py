@@ -14,6 +14,7 @@ import time
 
 from grpcpy import _credentials, _types
 from grpcpy._rpc import client as _client
+from grpcpy._sync._conn import call_condition
 
 _LOGGER = logging.getLogger("grpcpy.channel")
 StatusCode = _types.StatusCode
@@ -79,7 +80,7 @@ class _Call(_client.ClientCall):
         with conn.lock:
             if self._ended:
                 return
-            self._cond = threading.Condition(conn.lock)
+            self._cond = call_condition(conn.lock)
             self._start_on(conn)
 
     def _fail(self, code, details):

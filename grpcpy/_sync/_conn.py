@@ -45,6 +45,7 @@ concurrent use).
 
 No protocol rule lives here.
 """
+import collections
 import logging
 import socket
 import ssl
@@ -75,6 +76,34 @@ _MAX_IOV = 64
 LINGER = 1.0
 
 monotonic = time.monotonic
+
+
+_PLAIN_LOCK = type(threading.Lock())
+
+
+class _CallCondition(threading.Condition):
+    """A Condition on a connection's plain lock, for one call: made without
+    Condition.__init__'s three AttributeErrors (a plain lock has none of the
+    RLock helpers it looks for), and notify_all() with nobody waiting (the
+    usual case: the handler or caller finds what it wants without waiting)
+    returns at once."""
+
+    def __init__(self, lock):
+        self._lock = lock
+        self.acquire = lock.acquire
+        self.release = lock.release
+        self._waiters = collections.deque()
+
+    def notify_all(self):
+        if self._waiters:
+            threading.Condition.notify(self, len(self._waiters))
+
+
+def call_condition(lock):
+    """The Condition a call waits on: it shares its connection's lock."""
+    if type(lock) is _PLAIN_LOCK:
+        return _CallCondition(lock)
+    return threading.Condition(lock)     # e.g. a lock patched by gevent
 
 
 class TlsSession:

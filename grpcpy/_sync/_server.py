@@ -26,7 +26,7 @@ from grpcpy._options import ServerOptions, bind_sockets
 from grpcpy._rpc import server as _rules
 from grpcpy._rpc.events import dispatch_server
 from grpcpy._sync import _loop
-from grpcpy._sync._conn import SyncConnection, TlsHandshake
+from grpcpy._sync._conn import SyncConnection, TlsHandshake, call_condition
 from grpcpy._sync._loop import READ, at_fork_child, forget_at_fork, get_loop
 from grpcpy import _cext
 
@@ -64,7 +64,7 @@ class ServicerContext(_rules.CallContext, _types.ServicerContext):
 
     def __init__(self, conn, call, handler):
         _rules.CallContext.__init__(self, conn, call, handler)
-        self._cond = threading.Condition(conn.lock)
+        self._cond = call_condition(conn.lock)
         self._callbacks = []
 
     # -- facade hooks (lock held) ------------------------------------------------
