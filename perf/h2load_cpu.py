@@ -32,7 +32,6 @@ from bench_peers import SERVICE  # noqa: E402
 
 
 
-
 def _start(impl):
     """impl, or impl@DIR: grpcpy imported from the checkout DIR (a baseline)."""
     env = dict(os.environ)
