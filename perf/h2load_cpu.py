@@ -31,7 +31,6 @@ sys.path.insert(0, HERE)
 from bench_peers import SERVICE  # noqa: E402
 
 
-
 def _start(impl):
     """impl, or impl@DIR: grpcpy imported from the checkout DIR (a baseline)."""
     env = dict(os.environ)
