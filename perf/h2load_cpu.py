@@ -5,7 +5,9 @@ and optionally grpcio's.
                               [--impl grpcpy-sync,grpcpy-aio-asyncio,grpcpy-aio-uvloop,grpcio-sync]
 
 `--baseline DIR` measures the grpcpy servers of another (built) checkout as
-well, in the same rounds. Each server runs in a process of its own (the unary echo method of
+well, in the same rounds; `--together` loads all the servers at the same
+time in each round (each under its own h2load), so that they share the
+machine's load and their figures compare. Each server runs in a process of its own (the unary echo method of
 perf/bench_peers.py, 32 worker threads for the sync servers); h2load
 (nghttp2-client) sends a fixed number of requests over 4 connections x 16
 streams; the server's CPU time (user + system, from the process's own
@@ -24,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -79,12 +82,43 @@ def measure(impl, requests, body):
     return ok, used
 
 
+def measure_together(impls, requests, body):
+    """Every server at once, each under its own h2load: the servers share
+    whatever load the machine has, so their figures compare."""
+    started = {impl: _start(impl) for impl in impls}
+    try:
+        for proc, port in started.values():
+            _h2load(port, body, max(1000, requests // 10))
+        before = {impl: _cpu(proc) for impl, (proc, _) in started.items()}
+        done = {}
+
+        def load(impl, port):
+            done[impl] = _h2load(port, body, requests)
+
+        runs = [threading.Thread(target=load, args=(impl, port)) for impl, (_, port) in started.items()]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join()
+        return {impl: (done[impl], _cpu(proc) - before[impl]) for impl, (proc, _) in started.items()}
+    finally:
+        for proc, _ in started.values():
+            try:
+                proc.stdin.write("quit\n")
+                proc.stdin.flush()
+            except OSError:
+                pass
+            proc.wait(10)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=40000)
     ap.add_argument("--impl", default="grpcpy-sync,grpcpy-aio-asyncio,grpcpy-aio-uvloop")
     ap.add_argument("--rounds", type=int, default=1, help="runs per server, alternating")
     ap.add_argument("--baseline", help="a grpcpy checkout (built) to measure the grpcpy servers of as well")
+    ap.add_argument("--together", action="store_true",
+                    help="load every server at the same time in each round (fairer on a shared machine)")
     args = ap.parse_args(argv)
     if not shutil.which("h2load"):
         sys.exit("h2load is not installed (Debian: apt-get install nghttp2-client)")
@@ -97,11 +131,14 @@ def main(argv=None):
         impls += ["%s@%s" % (impl, args.baseline) for impl in impls if impl.startswith("grpcpy")]
     figures = {impl: [] for impl in impls}
     for _ in range(args.rounds):
-        for impl in impls:
-            ok, used = measure(impl, args.requests, body)
+        if args.together:
+            results = measure_together(impls, args.requests, body)
+        else:
+            results = {impl: measure(impl, args.requests, body) for impl in impls}
+        for impl, (ok, used) in results.items():
             figures[impl].append(used / max(1, ok) * 1e6)
-    print("server CPU per request under h2load (%d requests, 4 connections x 16 streams), %d round(s)"
-          % (args.requests, args.rounds))
+    print("server CPU per request under h2load (%d requests, 4 connections x 16 streams), %d round(s)%s"
+          % (args.requests, args.rounds, ", servers loaded together" if args.together else ""))
     print("%-32s %12s %12s" % ("server", "lowest us", "median us"))
     for impl in impls:
         cpu = sorted(figures[impl])
