@@ -3,7 +3,7 @@ iterator and the multicallables).
 
 The rules of a call are grpcpy._rpc.client's; this module adds the waiting:
 a call blocks on a Condition that shares its connection's lock, and the
-connection's I/O thread wakes it. Call credentials and the channel's
+process's I/O thread (grpcpy._sync._loop) wakes it. Call credentials and the channel's
 connection wait run in the calling thread; a request iterator is consumed on
 a thread of its own (as grpcio does).
 """
