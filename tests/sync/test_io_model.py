@@ -63,3 +63,25 @@ def test_fork_inherited_aio_channel_fails_at_once_parent_undisturbed():
     assert child["inherited_seconds"] < 5, got
     assert child["new"] == "new", got
     assert got["parent_ok"] == 50, got
+
+
+def test_connect_to_a_silent_peer_ends_at_the_attempt_deadline():
+    """The loop's timer ends a connect whose peer never sends the HTTP/2
+    preface (the connection attempt is closed, the call fails UNAVAILABLE)."""
+    import socket
+
+    import grpcpy
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    options = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+               ("grpc.max_reconnect_backoff_ms", 100)]
+    try:
+        with grpcpy.insecure_channel("127.0.0.1:%d" % listener.getsockname()[1], options=options) as ch:
+            with pytest.raises(grpcpy.RpcError) as info:
+                ch.unary_unary("/t.S/Echo")(b"x", timeout=10)
+        assert info.value.code() == grpcpy.StatusCode.UNAVAILABLE
+        assert "preface" in info.value.details()
+    finally:
+        listener.close()
