@@ -179,6 +179,14 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
 
     # -- picking ---------------------------------------------------------------------------
 
+    def _pick_now(self):
+        conn = ChannelDriver._pick_now(self)
+        if conn is not None and conn._reported:
+            # lost or going away: the channel hears of it on the loop, soon;
+            # until then no call may start there
+            return None
+        return conn
+
     def _needs_wait(self):
         with self._lock:
             return self._pick_now() is None

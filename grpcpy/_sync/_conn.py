@@ -356,6 +356,8 @@ class SyncConnection:
         if events:
             self.dispatch(events)
         self.flush_locked()
+        if self.core.closed and not self.closed:
+            self._shutdown_locked()
 
     # the call layer's names for it (grpcpy._rpc acts with the lock held;
     # every action is written at once here)
