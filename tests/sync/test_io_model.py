@@ -66,8 +66,10 @@ def test_fork_inherited_aio_channel_fails_at_once_parent_undisturbed():
 
 
 def test_connect_to_a_silent_peer_ends_at_the_attempt_deadline():
-    """The loop's timer ends a connect whose peer never sends the HTTP/2
-    preface (the connection attempt is closed, the call fails UNAVAILABLE)."""
+    """The loop's timers end a connect whose peer never sends the HTTP/2
+    preface (the connection attempt is closed, the call fails UNAVAILABLE,
+    not at its own deadline). Which timer speaks first, the attempt's or
+    the channel's, depends on the machine's load."""
     import socket
 
     import grpcpy
@@ -82,6 +84,6 @@ def test_connect_to_a_silent_peer_ends_at_the_attempt_deadline():
             with pytest.raises(grpcpy.RpcError) as info:
                 ch.unary_unary("/t.S/Echo")(b"x", timeout=10)
         assert info.value.code() == grpcpy.StatusCode.UNAVAILABLE
-        assert "preface" in info.value.details()
+        assert "preface" in info.value.details() or "timed out" in info.value.details()
     finally:
         listener.close()
