@@ -31,3 +31,11 @@ def test_server_stream_limits():
     lines = _run("server_stream_limits.py")
     assert lines[0] in ["12 calls on one channel: 12 succeeded, at most %d ran at once" % n for n in (1, 2, 3)]
     assert lines[1:] == ["while a request was on its way: done:quick", "then: done:late"]
+
+
+def test_fork_workers():
+    assert _run("fork_workers.py") == [
+        "parent: echo:before fork",
+        "workers ok: 3 of 3",
+        "parent: echo:after fork",
+    ]

@@ -3,7 +3,7 @@ iterator and the multicallables).
 
 The rules of a call are grpcpy._rpc.client's; this module adds the waiting:
 a call blocks on a Condition that shares its connection's lock, and the
-connection's I/O thread wakes it. Call credentials and the channel's
+process's I/O thread (grpcpy._sync._loop) wakes it. Call credentials and the channel's
 connection wait run in the calling thread; a request iterator is consumed on
 a thread of its own (as grpcio does).
 """
@@ -14,6 +14,7 @@ import time
 
 from grpcpy import _credentials, _types
 from grpcpy._rpc import client as _client
+from grpcpy._sync._conn import call_condition
 
 _LOGGER = logging.getLogger("grpcpy.channel")
 StatusCode = _types.StatusCode
@@ -79,7 +80,7 @@ class _Call(_client.ClientCall):
         with conn.lock:
             if self._ended:
                 return
-            self._cond = threading.Condition(conn.lock)
+            self._cond = call_condition(conn.lock)
             self._start_on(conn)
 
     def _fail(self, code, details):

@@ -1,67 +1,95 @@
 """grpcpy.insecure_channel(): the threaded channel, compatible with grpc.Channel.
 
 The channel performs the I/O its ChannelDriver (grpcpy._channel.driver) asks
-for (DNS lookups and connects on short-lived threads, the timer on a timer
-thread) and starts calls on the connection the driver picks. Calls block on
-Conditions that share their connection's lock; the connection's I/O thread
-wakes them.
+for: connects and TLS handshakes run without blocking on the process's I/O
+loop (grpcpy._sync._loop), which also runs the channel's timer; DNS lookups
+run on short-lived threads (getaddrinfo blocks). Calls start on the
+connection the driver picks and block on Conditions that share their
+connection's lock; the loop wakes them.
+
+The loop holds connections, and a connection refers to its channel only
+weakly: a channel the application drops without close() is collected, and
+its connections are closed then (no thread or socket is left behind).
 """
 import collections
+import errno
+import ipaddress
 import logging
+import os
 import socket
 import ssl
 import threading
 import time
+import weakref
 
 from grpcpy import _types
 from grpcpy._channel.driver import NO_PREFACE, ChannelDriver
 from grpcpy._rpc.client import ChannelMethods
 from grpcpy._rpc.events import dispatch_client
+from grpcpy._sync import _loop
 from grpcpy._sync._call import (StreamStreamMultiCallable, StreamUnaryMultiCallable, UnaryStreamMultiCallable,
                                 UnaryUnaryMultiCallable)
-from grpcpy._sync._conn import SyncConnection, tls_handshake
+from grpcpy._sync._conn import SyncConnection, TlsHandshake
+from grpcpy._sync._loop import WRITE, at_fork_child, forget_at_fork, get_loop
 
 _LOGGER = logging.getLogger("grpcpy.channel")
 StatusCode = _types.StatusCode
 monotonic = time.monotonic
+_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EALREADY)
 
 
 class _ClientConnection(SyncConnection):
-    def __init__(self, channel, sub_id, sock):
-        super().__init__(channel._new_core(), sock, name="grpcpy-channel-io")
-        self.channel = channel
+    def __init__(self, channel, sub_id, sock, attempt=None):
+        super().__init__(channel._new_core(), sock)
+        self._channel = weakref.ref(channel)
         self.sub_id = sub_id
         self._reported = False
-        self.handshake = threading.Event()   # the server's HTTP/2 preface arrived
+        self._attempt = attempt              # the connect waiting for the server's preface
         self.call_refusal = None             # (status, details) every call on it fails with
 
     dispatch = dispatch_client
 
     def handshake_done(self):
-        self.handshake.set()
+        attempt, self._attempt = self._attempt, None
+        if attempt is not None:
+            self._loop.call_soon(attempt.established, self)
 
     def lost_locked(self):
-        self.handshake.set()   # wake a connect waiting for the preface
+        attempt, self._attempt = self._attempt, None
+        if attempt is not None:      # no preface: the attempt fails
+            self._reported = True
+            self._loop.call_soon(attempt.failed, OSError(NO_PREFACE))
+            return
         self.report_lost()
 
     def report_lost(self):
         if not self._reported:
             self._reported = True
-            # the channel lock is taken on another thread: never under ours
-            threading.Thread(target=self.channel._subchannel_lost, args=(self,), daemon=True).start()
+            # the channel lock is taken on the loop, never under ours
+            self._loop.call_soon(self._report)
+
+    def _report(self):
+        channel = self._channel()
+        if channel is not None:
+            channel._subchannel_lost(self)
 
 
 class Channel(ChannelMethods, _types.Channel, ChannelDriver):
     """grpc.Channel: thread-safe, shared by any number of threads.
 
     Its ChannelDriver (grpcpy._channel.driver) decides; the channel performs:
-    DNS lookups and connects on short-lived threads, the timer on a
-    threading.Timer, every driver input under the channel lock. A call
-    without a ready connection blocks in _get_connection until the driver
-    starts or fails it.
+    connects and the timer on the I/O loop, DNS lookups on short-lived
+    threads, every driver input under the channel lock. A call without a
+    ready connection blocks in _get_connection until the driver starts or
+    fails it.
+
+    Fork: a child process drops the connections it inherited (without
+    writing to them) and the channel starts afresh there, as if just made: a
+    call in the child connects again.
     """
 
     def __init__(self, target, options=None, credentials=None, compression=None):
+        self._init_args = (target, options, credentials, compression)
         self._init_driver(target, options, credentials, compression)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -69,6 +97,12 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
         self._subscribers = []
         self._last_published = None
         self._notifier = _Notifier()
+        # what a dropped channel must close: the driver's connections (the
+        # finalizer must not refer to the channel itself)
+        self._held = [self._connections]
+        finalizer = weakref.finalize(self, _release, self._held)
+        finalizer.atexit = False
+        at_fork_child(self)
 
     # -- multicallables --------------------------------------------------------------
 
@@ -117,8 +151,10 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
             self._shutdown(monotonic())
             if self._timer is not None:
                 self._timer.cancel()
+                self._timer = None
             self._changed.notify_all()
             self._notifier.stop()
+        forget_at_fork(self)
 
     def __enter__(self):
         return self
@@ -127,14 +163,29 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
         self.close()
         return False
 
-    def __del__(self):
-        try:
-            if not self._closed:
-                self.close()
-        except Exception:
-            pass
+    def after_fork_child(self):
+        """In a child process after fork: the inherited connections are
+        dropped (by the connections themselves); the channel starts again
+        from its target and options, as a new one would."""
+        _loop.reinit_lock(self._lock)
+        self._timer = None
+        self._notifier = _Notifier()
+        if self._closed:
+            return
+        self._init_driver(*self._init_args)
+        self._held[0] = self._connections
+        self._last_published = None
+        at_fork_child(self)
 
     # -- picking ---------------------------------------------------------------------------
+
+    def _pick_now(self):
+        conn = ChannelDriver._pick_now(self)
+        if conn is not None and conn._reported:
+            # lost or going away: the channel hears of it on the loop, soon;
+            # until then no call may start there
+            return None
+        return conn
 
     def _needs_wait(self):
         with self._lock:
@@ -160,22 +211,21 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
     # -- the driver's hooks (called with the lock held) ------------------------------------------
 
     def _io_resolve(self, host, port):
-        threading.Thread(target=self._resolve, args=(host, port), daemon=True).start()
+        threading.Thread(target=_resolve, args=(weakref.ref(self), host, port), daemon=True,
+                         name="grpcpy-resolve").start()
 
     def _io_connect(self, sub_id, address, deadline):
-        threading.Thread(target=self._connect, args=(sub_id, address, deadline), daemon=True).start()
+        _Attempt(self, sub_id, address, deadline).start()
 
     def _io_close(self, sub_id, conn):
         if conn is not None:   # an attempt in progress finds the channel's answer when it ends
             conn._reported = True
-            threading.Thread(target=conn.close, daemon=True).start()
+            conn.close()
 
     def _io_arm_timer(self, when):
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = threading.Timer(max(0.0, when - monotonic()), self._on_timer, (when,))
-        self._timer.daemon = True
-        self._timer.start()
+        self._timer = get_loop().call_at(when, _channel_timer, weakref.ref(self), when)
 
     def _on_state_change(self, state):
         self._changed.notify_all()
@@ -184,65 +234,241 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
             for callback in self._subscribers:
                 self._notifier.post(callback, state)
 
-    # -- I/O threads -------------------------------------------------------------------------------
+    # -- reports (the loop, a resolver thread) ---------------------------------------------------
 
     def _on_timer(self, when):
         with self._lock:
             self._timer_fired(monotonic(), when)
 
-    def _resolve(self, host, port):
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
-            with self._lock:
-                self._lookup_failed(monotonic(), host, port, exc)
-            return
-        with self._lock:
-            self._lookup_done(monotonic(), infos)
-
-    def _connect(self, sub_id, address, deadline):
-        call_refusal = None
-        try:
-            timeout = max(0.001, deadline - monotonic())
-            if address.family == "unix":
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(timeout)
-                try:
-                    sock.connect(address.path)
-                except OSError:
-                    sock.close()
-                    raise
-            else:
-                sock = socket.create_connection((address.host, address.port), timeout=timeout)
-            if self._tls:
-                try:
-                    tls = tls_handshake(sock, self._credentials.client_context(), False,
-                                        self._server_hostname, max(0.001, deadline - monotonic()))
-                    call_refusal = self._tls_verdict(tls.ssl_object)
-                except (OSError, ssl.SSLError):
-                    sock.close()
-                    raise
-                sock = tls
-            conn = _ClientConnection(self, sub_id, sock)
-            conn.call_refusal = call_refusal
-            conn.start()
-            # established only once the server's HTTP/2 preface arrived
-            if not conn.handshake.wait(max(0.0, deadline - monotonic())) or conn.closed:
-                conn._reported = True
-                conn.close()
-                raise OSError(NO_PREFACE)
-        except (OSError, ssl.SSLError) as exc:
-            with self._lock:
-                self._connect_failed(monotonic(), sub_id, address, exc)
-            return
-        with self._lock:
-            if self._connect_done(monotonic(), sub_id, conn):
-                return
-        conn.close()
-
     def _subchannel_lost(self, conn):
         with self._lock:
             self._connection_lost(monotonic(), conn)
+
+
+def _channel_timer(ref, when):
+    channel = ref()
+    if channel is not None:
+        channel._on_timer(when)
+
+
+def _resolve(ref, host, port):
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        error = None
+    except (OSError, UnicodeError) as exc:
+        error = exc
+    channel = ref()
+    if channel is None:
+        return
+    with channel._lock:
+        if error is not None:
+            channel._lookup_failed(monotonic(), host, port, error)
+        else:
+            channel._lookup_done(monotonic(), infos)
+
+
+def _release(held):
+    """A channel was collected without close(): its connections close on
+    the loop (never here: a finalizer may run on any thread, even one that
+    holds a connection's lock)."""
+    conns = [conn for conn in held[0].values() if conn is not None]
+    held[0] = {}
+    if conns:
+        get_loop().call_soon(_close_all, conns)
+
+
+def _close_all(conns):
+    for conn in conns:
+        conn._reported = True
+        conn.close()
+
+
+class _Attempt:
+    """One connect of a channel, on the loop: a non-blocking connect, the
+    TLS handshake if any, then the server's HTTP/2 preface, all within the
+    attempt's deadline. Reports to the channel (under its lock, on the
+    loop): _connect_done or _connect_failed."""
+
+    def __init__(self, channel, sub_id, address, deadline):
+        self._channel = weakref.ref(channel)
+        self._sub_id = sub_id
+        self._address = address
+        self._deadline = deadline
+        self._tls = channel._tls
+        self._context = channel._credentials.client_context() if channel._tls else None
+        self._hostname = channel._server_hostname
+        self._loop = get_loop()
+        self.sock = None
+        self._fd = -1
+        self._step = None          # the socket (connect) or the TlsHandshake or the connection
+        self._timer = None
+        self._ended = False
+
+    def fileno(self):
+        return self._fd
+
+    def start(self):
+        address = self._address
+        if address.family == "unix":
+            self._loop.call_soon(self._connect, socket.AF_UNIX, address.path)
+            return
+        try:
+            ip = ipaddress.ip_address(address.host)
+        except ValueError:
+            # a host name (passthrough target): getaddrinfo blocks
+            threading.Thread(target=self._lookup, daemon=True, name="grpcpy-resolve").start()
+            return
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        self._loop.call_soon(self._connect, family, (address.host, address.port))
+
+    def _lookup(self):
+        try:
+            infos = socket.getaddrinfo(self._address.host, self._address.port, type=socket.SOCK_STREAM)
+            family, _, _, _, sockaddr = infos[0]
+        except (OSError, UnicodeError, IndexError) as exc:
+            self._loop.call_soon(self.failed, exc if isinstance(exc, OSError) else OSError(str(exc)))
+            return
+        self._loop.call_soon(self._connect, family, sockaddr)
+
+    def _connect(self, family, sockaddr):
+        self._timer = self._loop.call_at(self._deadline, self._timed_out)
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            self.failed(exc)
+            return
+        self.sock = sock
+        self._fd = sock.fileno()
+        sock.setblocking(False)
+        err = sock.connect_ex(sockaddr)
+        if err == 0:
+            self._connected()
+            return
+        if err not in _IN_PROGRESS:
+            self.failed(OSError(err, os.strerror(err)))
+            return
+        self._step = sock
+        at_fork_child(self)
+        if not self._loop.add(self, WRITE):
+            self.failed(OSError("socket closed"))
+
+    def io_event(self, mask):
+        """The connect finished (the socket became writable)."""
+        if self._step is not self.sock:
+            return
+        self._loop.remove(self)
+        self._step = None
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self.failed(OSError(err, os.strerror(err)))
+        else:
+            self._connected()
+
+    def _connected(self):
+        if self._ended:
+            return
+        if self._tls:
+            try:
+                handshake = TlsHandshake(self.sock, self._context, False, self._tls_done, self._deadline,
+                                         self._hostname)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                self.failed(exc)
+                return
+            self._step = handshake
+            handshake.start()
+        else:
+            self._make_connection(self.sock, None)
+
+    def _tls_done(self, session, error):
+        if self._ended:
+            if session is not None:
+                session.close()
+            return
+        if error is not None:
+            self.failed(error)
+            return
+        channel = self._channel()
+        if channel is None:
+            session.close()
+            self.failed(OSError("channel collected"))
+            return
+        try:
+            refusal = channel._tls_verdict(session.ssl_object)
+        except OSError as exc:
+            session.close()
+            self.failed(exc)
+            return
+        self._make_connection(session, refusal)
+
+    def _make_connection(self, sock, refusal):
+        channel = self._channel()
+        if channel is None:
+            sock.close()
+            self.failed(OSError("channel collected"))
+            return
+        conn = _ClientConnection(channel, self._sub_id, sock, self)
+        conn.call_refusal = refusal
+        self._step = conn
+        # established once the server's HTTP/2 preface arrived
+        conn.start()
+
+    def established(self, conn):
+        if self._ended:
+            return
+        self._end()
+        channel = self._channel()
+        if channel is not None:
+            with channel._lock:
+                if channel._connect_done(monotonic(), self._sub_id, conn):
+                    return
+        conn._reported = True
+        conn.close()
+
+    def failed(self, error):
+        if self._ended:
+            return
+        step = self._step
+        self._end()
+        if isinstance(step, TlsHandshake):
+            step.cancel()
+        elif isinstance(step, _ClientConnection):
+            step._attempt = None
+            step._reported = True
+            step.close()
+        elif self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        channel = self._channel()
+        if channel is not None:
+            with channel._lock:
+                channel._connect_failed(monotonic(), self._sub_id, self._address, error)
+
+    def _timed_out(self):
+        self._timer = None
+        if isinstance(self._step, _ClientConnection):
+            self.failed(OSError(NO_PREFACE))
+        else:
+            self.failed(socket.timeout("timed out"))
+
+    def _end(self):
+        self._ended = True
+        forget_at_fork(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._step is self.sock and self.sock is not None:
+            self._loop.remove(self)
+        self._step = None
+
+    def after_fork_child(self):
+        self._ended = True
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
 
 
 class _Waiter:

@@ -5,21 +5,28 @@ Theory of operation
 The sans-IO core is not thread-safe, so every use of it happens under the
 connection's `lock`. The socket is non-blocking.
 
-* An I/O thread per connection waits in poll() for input, for the socket to
-  become writable while output is pending, and for the core's next timer.
-  Received bytes go into the core; the core's events are dispatched (calls are
-  woken through Conditions on the same lock); its output is sent.
+* The process's I/O loop (_loop.py: one thread, one selector for every
+  socket of the facade) reads each connection's input, watches for the
+  socket to become writable while output is pending, and runs the core's
+  next timer from its heap. Received bytes go into the core; the core's
+  events are dispatched (calls are woken through Conditions on the same
+  lock); its output is sent. No thread belongs to a connection.
 * Application threads act on the core directly (start a call, send a
   message) and send the output themselves, still under the lock: a
   non-blocking send normally takes everything at once, so the common path
   has no thread hand-off. What the kernel does not take is queued, and the
-  I/O thread finishes it when the socket drains; an application thread that
+  loop finishes it when the socket drains; an application thread that
   keeps writing waits (flow control) instead of queueing without bound.
-* The I/O thread is woken (through a socket pair) only when it must change
-  what it waits for: new pending output, or a timer earlier than the one it
+* The loop is woken (through its socket pair) only when it must change what
+  it waits for: new pending output, or a timer earlier than the one it
   sleeps towards.
 * Output comes from the core as pieces of about 64 KiB; plain TCP sends them
   with one sendmsg (no joining copy).
+* Every read goes into the loop's one receive buffer (the core copies what
+  it keeps), so an idle connection holds no buffer of its own.
+* Closing is the loop's: it forgets the socket before closing it, and a
+  close that should deliver its last frames (a GOAWAY) half-closes and
+  lingers on the loop, not on a thread.
 
 TLS
 ---
@@ -29,17 +36,17 @@ transports and uvloop use), not through ssl.SSLSocket. An SSLSocket makes a
 system call per TLS record each way, two per record it reads (the record
 header, then its body: the ssl module cannot turn on OpenSSL's read-ahead),
 so a 1 MiB message cost about 200 system calls per hop. Here the socket is
-read 256 KiB at a time, whatever records that holds are decrypted into one
-buffer, and each 64 KiB output piece is encrypted and sent with one call.
-The handshake (tls_handshake) is done the same way before the connection
-starts, on a blocking socket with a deadline. All use of the SSL object
+read up to 1 MiB at a time, whatever records that holds are decrypted into
+one buffer, and each 64 KiB output piece is encrypted and sent with one call.
+The handshake (TlsHandshake) is done the same way, non-blocking on the loop,
+with its deadline on the loop's timer heap. All use of the SSL object
 happens under the connection's lock (OpenSSL objects are not safe for
-concurrent use); only the raw socket is read outside it.
+concurrent use).
 
 No protocol rule lives here.
 """
+import collections
 import logging
-import select
 import socket
 import ssl
 import threading
@@ -47,35 +54,62 @@ import time
 
 from grpcpy._context import format_peer
 from grpcpy._options import set_nodelay
+from grpcpy._sync import _loop
+from grpcpy._sync._loop import READ, WRITE, at_fork_child, forget_at_fork, get_loop, reinit_lock
 
 _LOGGER = logging.getLogger("grpcpy.sync")
 _INF = float("inf")
 # Bytes read per recv: from 64 KiB, doubled whenever a read fills it, up to
-# 1 MiB. Every pass of the I/O thread has a fixed cost (poll, lock, the
-# core's flush, a WINDOW_UPDATE back), so a large message goes faster in
-# fewer, larger reads (1 MiB echo, measured: 256 KiB reads cost 10-15% more
-# CPU per call than 1 MiB reads, plaintext and TLS); a connection that only
-# carries small messages keeps a small buffer.
+# 1 MiB. Every pass of the loop has a fixed cost (lock, the core's flush, a
+# WINDOW_UPDATE back), so a large message goes faster in fewer, larger reads
+# (1 MiB echo, measured: 256 KiB reads cost 10-15% more CPU per call than
+# 1 MiB reads, plaintext and TLS).
 _RECV_MIN = 64 * 1024
-_RECV_MAX = 1 << 20
-# A TLS connection decrypts into the same buffer, after the BIO has taken
-# the raw bytes: room for the records of one read plus one that an earlier
-# read left incomplete.
-_SLACK = 64 * 1024
+_RECV_MAX = _loop.RECV_MAX
 # "try again later" from a socket
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 # Output queued beyond this makes writing threads wait for the socket.
 HIGH_WATER = 1 << 20
 # pieces per sendmsg (the kernel takes at most IOV_MAX = 1024)
 _MAX_IOV = 64
+# how long a closing connection may take to deliver its last frames
+LINGER = 1.0
 
 monotonic = time.monotonic
+
+
+_PLAIN_LOCK = type(threading.Lock())
+
+
+class _CallCondition(threading.Condition):
+    """A Condition on a connection's plain lock, for one call: made without
+    Condition.__init__'s three AttributeErrors (a plain lock has none of the
+    RLock helpers it looks for), and notify_all() with nobody waiting (the
+    usual case: the handler or caller finds what it wants without waiting)
+    returns at once."""
+
+    def __init__(self, lock):
+        self._lock = lock
+        self.acquire = lock.acquire
+        self.release = lock.release
+        self._waiters = collections.deque()
+
+    def notify_all(self):
+        if self._waiters:
+            threading.Condition.notify(self, len(self._waiters))
+
+
+def call_condition(lock):
+    """The Condition a call waits on: it shares its connection's lock."""
+    if type(lock) is _PLAIN_LOCK:
+        return _CallCondition(lock)
+    return threading.Condition(lock)     # e.g. a lock patched by gevent
 
 
 class TlsSession:
     """A TLS connection over memory BIOs: the SSLObject (for ALPN, peer
     certificate and session information) and its two BIOs. Made by
-    tls_handshake; a SyncConnection given one as its socket speaks TLS over
+    TlsHandshake; a SyncConnection given one as its socket speaks TLS over
     `sock`."""
 
     __slots__ = ("sock", "ssl_object", "incoming", "outgoing")
@@ -95,78 +129,165 @@ class TlsSession:
         return self.outgoing.read()
 
 
-def tls_handshake(sock, context, server_side, server_hostname=None, timeout=None):
-    """Run the TLS handshake on a connected socket (blocking, at most
-    `timeout` seconds in all) and return the TlsSession. Raises OSError
-    (ssl.SSLError included) on failure, socket.timeout when out of time."""
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = context.wrap_bio(incoming, outgoing, server_side=server_side, server_hostname=server_hostname)
-    deadline = None if timeout is None else monotonic() + timeout
-    sock.setblocking(True)
-    try:
-        while True:
+class TlsHandshake:
+    """A TLS handshake on a connected socket, run by the loop without
+    blocking. `done(session, error)` is called once, on the loop thread:
+    the TlsSession, or None and the error (OSError, ssl.SSLError included;
+    socket.timeout when the deadline passed). cancel() (any thread) ends it
+    at once, closing the socket."""
+
+    def __init__(self, sock, context, server_side, done, deadline, server_hostname=None):
+        self.sock = sock
+        self._fd = sock.fileno()
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._obj = context.wrap_bio(self._incoming, self._outgoing, server_side=server_side,
+                                     server_hostname=server_hostname)
+        self._done = done
+        self._deadline = deadline
+        self._out = b""
+        self._finished = False
+        self._complete = False
+        self._timer = None
+        self._loop = get_loop()
+        sock.setblocking(False)
+        at_fork_child(self)
+
+    def fileno(self):
+        return self._fd
+
+    def start(self):
+        self._loop.call_soon(self._begin)
+
+    def cancel(self, reason="TLS handshake cancelled"):
+        self._loop.call_soon(self._finish, None, ConnectionAbortedError(reason))
+
+    def _begin(self):
+        if self._finished:
+            return
+        if not self._loop.add(self, READ):
+            self._finish(None, OSError("socket closed before the TLS handshake"))
+            return
+        self._timer = self._loop.call_at(self._deadline, self._finish, None,
+                                         socket.timeout("TLS handshake timed out"))
+        self._step()
+
+    def _step(self):
+        try:
+            self._obj.do_handshake()
+            self._complete = True
+        except ssl.SSLWantReadError:
+            pass
+        except (OSError, ValueError) as exc:
+            self._finish(None, exc)
+            return
+        pending = self._outgoing.read()
+        if pending:
+            self._out += pending
+        self._send()
+
+    def _send(self):
+        if self._out:
             try:
-                obj.do_handshake()
-                done = True
-            except ssl.SSLWantReadError:
-                done = False
-            pending = outgoing.read()
-            if pending:
-                _settimeout(sock, deadline)
-                sock.sendall(pending)
-            if done:
-                return TlsSession(sock, obj, incoming, outgoing)
-            _settimeout(sock, deadline)
-            data = sock.recv(_RECV_MIN)
+                sent = self.sock.send(self._out)
+            except _WOULD_BLOCK:
+                sent = 0
+            except OSError as exc:
+                self._finish(None, exc)
+                return
+            self._out = self._out[sent:]
+            if self._out:
+                self._loop.modify(self, READ | WRITE)
+                return
+            self._loop.modify(self, READ)
+        if self._complete:
+            self._finish(TlsSession(self.sock, self._obj, self._incoming, self._outgoing), None)
+
+    def io_event(self, mask):
+        if self._finished:
+            return
+        if mask & WRITE:
+            self._send()
+            if self._finished:
+                return
+        if mask & READ:
+            try:
+                data = self.sock.recv(_RECV_MIN)
+            except _WOULD_BLOCK:
+                return
+            except OSError as exc:
+                self._finish(None, exc)
+                return
             if not data:
-                raise ssl.SSLEOFError("connection closed during the TLS handshake")
-            incoming.write(data)
-    finally:
-        sock.settimeout(None)
+                self._finish(None, ssl.SSLEOFError("connection closed during the TLS handshake"))
+                return
+            self._incoming.write(data)
+            if not self._complete:
+                self._step()
 
+    def _finish(self, session, error):
+        if self._finished:
+            return
+        self._finished = True
+        forget_at_fork(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._loop.remove(self)
+        if error is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        try:
+            self._done(session, error)
+        finally:
+            self._done = None
 
-def _settimeout(sock, deadline):
-    if deadline is not None:
-        remaining = deadline - monotonic()
-        if remaining <= 0:
-            raise socket.timeout("TLS handshake timed out")
-        sock.settimeout(remaining)
+    def after_fork_child(self):
+        self._finished = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 class SyncConnection:
-    """Drives one sans-IO core over a connected socket."""
+    """Drives one sans-IO core over a connected socket, on the process's
+    I/O loop."""
 
-    def __init__(self, core, sock, name="grpcpy-io"):
+    def __init__(self, core, sock, name=None):
         self._tls = None
         if isinstance(sock, TlsSession):
             self._tls = sock
             sock = sock.sock
         self.core = core
         self.sock = sock
+        self._fd = sock.fileno()
         self.lock = threading.Lock()
         self.closed = False
         self.peer = _format_peer(sock)
-        self._rbuf = None               # receive buffer (I/O thread only)
         self._rsize = _RECV_MIN         # bytes asked of each recv
-        self._dbuf = None               # the buffer last read into (TLS decrypts into it)
-        # the TLS layer may hold input that no poll() will announce (at first:
-        # what arrived with the end of the handshake)
+        # the TLS layer may hold input that no readiness will announce (at
+        # first: what arrived with the end of the handshake)
         self._tls_more = self._tls is not None
         self._outbuf = bytearray()
         self._drained = threading.Condition(self.lock)
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._sleep_until = _INF
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._loop = get_loop()
+        self._events = 0                # what the loop watches for (loop thread only)
+        self._timer = None              # the loop's timer for the core's next one
+        self._linger = False
+        self._forked = False
         sock.setblocking(False)
         set_nodelay(sock)
+        at_fork_child(self)
+
+    def fileno(self):
+        return self._fd
 
     def start(self):
         with self.lock:
             self.core.initiate(monotonic())
             self.flush_locked()
-        self._thread.start()
+        self._loop.call_soon(self._attach)
 
     # -- called with self.lock held --------------------------------------------
 
@@ -192,8 +313,12 @@ class SyncConnection:
                     if self.closed:
                         return
         when = self.core.next_timer()
-        if when < self._sleep_until:
-            self._wake()
+        if when != _INF:
+            timer = self._timer
+            if timer is None or timer.fn is None or when < timer.when:
+                if timer is not None:
+                    timer.cancel()
+                self._timer = self._loop.call_at(when, self._on_timer)
 
     def _send_locked(self, pieces):
         """Send the pieces, queueing what the socket does not take now."""
@@ -217,12 +342,12 @@ class SyncConnection:
                 sent -= len(pieces[i])
                 i += 1
             if i < end:
-                # the socket is full: the rest waits for the I/O thread
+                # the socket is full: the rest waits for the loop
                 self._outbuf += memoryview(pieces[i])[sent:]
                 for rest in pieces[i + 1:]:
                     self._outbuf += rest
                 self.core.set_transport_paused(True)
-                self._wake()
+                self._loop.call_soon(self._update_interest)
                 return
 
     def after_action_locked(self):
@@ -231,6 +356,8 @@ class SyncConnection:
         if events:
             self.dispatch(events)
         self.flush_locked()
+        if self.core.closed and not self.closed:
+            self._shutdown_locked()
 
     # the call layer's names for it (grpcpy._rpc acts with the lock held;
     # every action is written at once here)
@@ -241,116 +368,97 @@ class SyncConnection:
         if len(self._outbuf) > HIGH_WATER and not self.closed:
             self._drained.wait(timeout)
 
-    def _wake(self):
-        try:
-            self._wake_w.send(b"\0")
-        except (BlockingIOError, OSError):
-            pass
+    # -- the loop thread ------------------------------------------------------------
 
-    # -- the I/O thread -----------------------------------------------------------
+    def _attach(self):
+        if self.closed:
+            return
+        self._events = READ | (WRITE if self._outbuf else 0)
+        if not self._loop.add(self, self._events):
+            self._lost("socket closed")
+            return
+        if self._tls_more:
+            self._input(None)
 
-    def _run(self):
-        sock = self.sock
-        poller = select.poll()
-        fd = sock.fileno()
-        wake_fd = self._wake_r.fileno()
-        poller.register(wake_fd, select.POLLIN)
-        read_mask = select.POLLIN | select.POLLERR | select.POLLHUP
-        mask = None
-        try:
-            while True:
-                with self.lock:
-                    if self.closed:
-                        return
-                    want = read_mask | (select.POLLOUT if self._outbuf else 0)
-                    when = self.core.next_timer()
-                    self._sleep_until = when
-                if want != mask:
-                    if mask is None:
-                        poller.register(fd, want)
-                    else:
-                        poller.modify(fd, want)
-                    mask = want
-                if self._tls_more:
-                    timeout = 0     # decrypted input is waiting, not the socket
-                elif when == _INF:
-                    timeout = None
-                else:
-                    timeout = max(0, int((when - monotonic()) * 1000) + 1)
-                ready = poller.poll(timeout)
-                data = None
-                for rfd, ev in ready:
-                    if rfd == wake_fd:
-                        try:
-                            while self._wake_r.recv(4096):
-                                pass
-                        except (BlockingIOError, OSError):
-                            pass
-                    elif ev & (select.POLLIN | select.POLLERR | select.POLLHUP):
-                        try:
-                            data = self._recv()
-                        except _WOULD_BLOCK:
-                            data = None
-                        except OSError as exc:
-                            self._lost("connection lost: %s" % (exc,))
-                            return
-                        if data is not None and not data:
-                            self._lost("connection closed by peer")
-                            return
-                    if ev & select.POLLOUT:
-                        self._drain()
-                with self.lock:
-                    if self.closed:
-                        return
-                    now = monotonic()
-                    eof = False
-                    if self._tls is not None and (data is not None or self._tls_more):
-                        try:
-                            data, eof = self._decrypt_locked(data)
-                        except (OSError, ValueError) as exc:
-                            self._fail_locked("TLS error: %s" % (exc,))
-                            return
-                        if self.closed:     # sending what the TLS layer wrote failed
-                            return
-                    if data:
-                        events = self.core.receive_data(data, now)
-                        if events:
-                            self.dispatch(events)
-                    if eof:
-                        if not self.closed:
-                            self._fail_locked("connection closed by peer")
-                        return
-                    if now >= self.core.next_timer():
-                        events = self.core.handle_timeout(now)
-                        if events:
-                            self.dispatch(events)
-                    self.flush_locked()
-                    if self.core.closed:
-                        self._shutdown_locked()
-                        return
-        except Exception:  # the thread must never die silently
-            _LOGGER.exception("I/O thread of %s failed", self.peer)
-            self._lost("internal error in the I/O thread")
-        finally:
-            self._wake_r.close()
+    def _update_interest(self):
+        if self.closed or not self._events:
+            return
+        want = READ | (WRITE if self._outbuf else 0)
+        if want != self._events:
+            self._events = want
+            self._loop.modify(self, want)
 
-    def _recv(self):
-        """Read what the socket holds (up to the read size) into the
-        receive buffer: a view of the bytes read, or b"" at end of input.
-        The core copies what it keeps, so the buffer is reused for the next
-        read."""
-        buf = self._rbuf
-        if buf is None:
-            buf = self._rbuf = memoryview(bytearray(self._rsize + _SLACK))
-        size = self._rsize
-        n = self.sock.recv_into(buf, size)
-        self._dbuf = buf
-        if n == size and size < _RECV_MAX:
-            # more was waiting: read more at a time from now on (the next
-            # read gets a larger buffer; this one is still to be parsed)
-            self._rsize = size * 2
-            self._rbuf = None
-        return buf[:n] if n else b""
+    def io_event(self, mask):
+        if mask & WRITE:
+            self._drain()
+        if mask & READ and not self.closed:
+            # into the loop's buffer, up to this connection's read size
+            buf = self._loop.buffer
+            size = self._rsize
+            try:
+                n = self.sock.recv_into(buf, size)
+            except _WOULD_BLOCK:
+                return
+            except OSError as exc:
+                self._lost("connection lost: %s" % (exc,))
+                return
+            if not n:
+                self._lost("connection closed by peer")
+                return
+            if n == size and size < _RECV_MAX:
+                # more was waiting: read more at a time from now on
+                self._rsize = size * 2
+            self._input(buf[:n])
+
+    def _input(self, data):
+        with self.lock:
+            if self.closed:
+                return
+            now = monotonic()
+            eof = False
+            if self._tls is not None:
+                try:
+                    data, eof = self._decrypt_locked(data)
+                except (OSError, ValueError) as exc:
+                    self._fail_locked("TLS error: %s" % (exc,))
+                    return
+                if self.closed:     # sending what the TLS layer wrote failed
+                    return
+            core = self.core
+            if data:
+                events = core.receive_data(data, now)
+                if events:
+                    self.dispatch(events)
+            if eof:
+                if not self.closed:
+                    self._fail_locked("connection closed by peer")
+                return
+            if now >= core.next_timer():
+                events = core.handle_timeout(now)
+                if events:
+                    self.dispatch(events)
+            self.flush_locked()
+            if core.closed:
+                self._shutdown_locked()
+                return
+            more = self._tls_more
+        if more:
+            # decrypted input left over: after the other connections' turn
+            self._loop.call_soon(self._input, None)
+
+    def _on_timer(self):
+        with self.lock:
+            if self.closed:
+                return
+            self._timer = None
+            now = monotonic()
+            if now >= self.core.next_timer():
+                events = self.core.handle_timeout(now)
+                if events:
+                    self.dispatch(events)
+            self.flush_locked()
+            if self.core.closed:
+                self._shutdown_locked()
 
     def _decrypt_locked(self, raw):
         """Feed raw TLS bytes to the SSL object and decrypt every record
@@ -363,9 +471,7 @@ class SyncConnection:
             tls.incoming.write(raw)
         # the raw bytes are in the BIO now: decrypt over them, into the
         # buffer they were read into
-        buf = self._dbuf
-        if buf is None:
-            buf = self._dbuf = memoryview(bytearray(self._rsize + _SLACK))
+        buf = self._loop.buffer
         size = len(buf)
         obj = tls.ssl_object
         incoming = tls.incoming
@@ -393,17 +499,19 @@ class SyncConnection:
 
     def _drain(self):
         with self.lock:
-            if not self._outbuf or self.closed:
+            if self.closed:
                 return
-            try:
-                sent = self.sock.send(self._outbuf)
-            except _WOULD_BLOCK:
-                return
-            except OSError:
-                self._fail_locked("send failed")
-                return
-            del self._outbuf[:sent]
+            if self._outbuf:
+                try:
+                    sent = self.sock.send(self._outbuf)
+                except _WOULD_BLOCK:
+                    return
+                except OSError:
+                    self._fail_locked("send failed")
+                    return
+                del self._outbuf[:sent]
             if not self._outbuf:
+                self._update_interest()
                 self.core.set_transport_paused(False)
                 self._drained.notify_all()
                 self.writable_locked()
@@ -413,19 +521,40 @@ class SyncConnection:
 
     def _fail_locked(self, reason, linger=False):
         self.closed = True
-        if linger:
-            _linger_close(self.sock)
-        else:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
+        self._linger = linger
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        forget_at_fork(self)
+        self._loop.call_soon(self._retire)
         events = self.core.connection_lost(reason)
         if events:
             self.dispatch(events)
         self._drained.notify_all()
-        self._wake()
-        self.lost_locked()
+        if not self._forked:
+            self.lost_locked()
+
+    def _retire(self):
+        """The loop forgets the socket, then closes it (at once, or after
+        delivering what is queued and lingering: _Closer)."""
+        if self._events:
+            self._loop.remove(self)
+            self._events = 0
+        with self.lock:
+            out = bytes(self._outbuf)
+            self._outbuf = bytearray()
+        if self._linger:
+            _Closer(self.sock, out, monotonic() + LINGER).start(self._loop)
+            return
+        if out:
+            try:
+                self.sock.send(out)
+            except OSError:
+                pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
     def _lost(self, reason):
         with self.lock:
@@ -435,27 +564,42 @@ class SyncConnection:
     def _shutdown_locked(self):
         # the core closed the connection (GOAWAY with an error): send what is
         # left, best effort, then close
-        if self._outbuf:
-            try:
-                self.sock.send(self._outbuf)
-            except OSError:
-                pass
         self._fail_locked("connection closed")
 
     def close(self):
-        """Send what is pending (best effort) and close the socket."""
+        """Close: what is pending is still sent (best effort, for about a
+        second, on the loop) before the socket closes."""
         with self.lock:
             if self.closed:
                 return
             self.flush_locked()
-            if self._outbuf:
-                try:
-                    self.sock.setblocking(True)
-                    self.sock.settimeout(1.0)
-                    self.sock.sendall(self._outbuf)
-                except OSError:
-                    pass
-            self._fail_locked("connection closed locally", linger=True)
+            if not self.closed:
+                self._fail_locked("connection closed locally", linger=True)
+
+    def after_fork_child(self):
+        """In a child process: drop the inherited connection without writing
+        to it (the parent's is the same socket); its calls end at once."""
+        lock = reinit_lock(self.lock)
+        self._timer = None
+        if self.closed:
+            return
+        self.closed = True
+        self._forked = True
+        self._reported = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        if lock is None:
+            return
+        with lock:
+            try:
+                events = self.core.connection_lost("connections are not inherited across fork()")
+                if events:
+                    self.dispatch(events)
+                self._drained.notify_all()
+            except Exception:
+                _LOGGER.debug("ending inherited calls after fork failed", exc_info=True)
 
     # -- hooks for the owners ---------------------------------------------------------
 
@@ -466,34 +610,101 @@ class SyncConnection:
         """Hook: the connection is gone (called with the lock held)."""
 
 
-def _linger_close(sock, timeout=1.0):
-    """Close after the peer has read what we sent: half-close, then discard
-    what it still sends until it closes too (or `timeout` passes). Closing
-    with unread input makes the kernel reset the connection, and a reset
-    can destroy our last frames (a GOAWAY) before the peer reads them."""
-    try:
-        sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        sock.close()
-        return
+class _Closer:
+    """The end of a closed connection, on the loop: send what was still
+    queued, half-close, then discard what the peer still sends until it
+    closes too or the deadline passes. Closing with unread input makes the
+    kernel reset the connection, and a reset can destroy our last frames (a
+    GOAWAY) before the peer reads them."""
 
-    def drain():
-        deadline = monotonic() + timeout
+    def __init__(self, sock, out, deadline):
+        self.sock = sock
+        self._fd = sock.fileno()
+        self._out = out
+        self._deadline = deadline
+        self._timer = None
+        self._loop = None
+        self._done = False
+
+    def fileno(self):
+        return self._fd
+
+    def start(self, loop):
+        self._loop = loop
+        if self._out:
+            self._write()
+            if self._done or self._out:
+                if not self._done:
+                    self._watch(READ | WRITE)
+                return
+        self._half_close()
+
+    def _watch(self, events):
+        if self._timer is None:
+            if not self._loop.add(self, events):
+                self._close()
+                return
+            at_fork_child(self)
+            self._timer = self._loop.call_at(self._deadline, self._close)
+        else:
+            self._loop.modify(self, events)
+
+    def _write(self):
         try:
-            sock.setblocking(True)
-            while True:
-                remaining = deadline - monotonic()
-                if remaining <= 0:
-                    break
-                sock.settimeout(remaining)
-                if not sock.recv(_RECV_MIN):
-                    break
+            sent = self.sock.send(self._out)
+        except _WOULD_BLOCK:
+            return
+        except OSError:
+            self._close()
+            return
+        self._out = self._out[sent:]
+
+    def _half_close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close()
+            return
+        self._watch(READ)
+
+    def io_event(self, mask):
+        if self._done:
+            return
+        if mask & WRITE and self._out:
+            self._write()
+            if not self._done and not self._out:
+                self._half_close()
+            return
+        if mask & READ:
+            try:
+                while True:
+                    if not self.sock.recv(_RECV_MIN):
+                        break
+            except _WOULD_BLOCK:
+                return
+            except OSError:
+                pass
+            self._close()
+
+    def _close(self):
+        if self._done:
+            return
+        self._done = True
+        forget_at_fork(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._loop.remove(self)
+        try:
+            self.sock.close()
         except OSError:
             pass
-        finally:
-            sock.close()
 
-    threading.Thread(target=drain, name="grpcpy-linger", daemon=True).start()
+    def after_fork_child(self):
+        self._done = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 def _format_peer(sock):

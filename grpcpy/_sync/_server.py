@@ -1,6 +1,9 @@
 """grpcpy.server(): the threaded server, compatible with grpc.Server.
 
-Each accepted socket is a SyncConnection around a sans-IO ServerConnection.
+The process's I/O loop (grpcpy._sync._loop) accepts connections on the
+listening sockets and runs their TLS handshakes without blocking; each
+accepted socket is a SyncConnection around a sans-IO ServerConnection,
+served by the same loop (no thread per connection).
 A validated request (CE_CALL_STARTED) becomes a ServicerContext and, once it
 may start (a unary request complete, see grpcpy._rpc.server), a job in the
 application's thread pool; the handler reads requests and writes responses
@@ -15,7 +18,6 @@ of queueing them, pass maximum_concurrent_rpcs: calls beyond it end at once
 with RESOURCE_EXHAUSTED.
 """
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -24,13 +26,17 @@ from grpcpy import _credentials, _types
 from grpcpy._options import ServerOptions, bind_sockets
 from grpcpy._rpc import server as _rules
 from grpcpy._rpc.events import dispatch_server
-from grpcpy._sync._conn import SyncConnection, tls_handshake
+from grpcpy._sync import _loop
+from grpcpy._sync._conn import SyncConnection, TlsHandshake, call_condition
+from grpcpy._sync._loop import READ, at_fork_child, forget_at_fork, get_loop
 from grpcpy import _cext
 
 _LOGGER = logging.getLogger("grpcpy.server")
 _EOF = _rules.NO_MORE
 monotonic = time.monotonic
 CallFailed = _rules.CallFailed
+# a client gets this long to complete its TLS handshake
+_TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 class _Abort(Exception):
@@ -42,7 +48,7 @@ class _ServerConnection(SyncConnection):
         opts = server._options
         core = _cext.ServerConnection(opts.h2_config(), opts.max_receive_message_length,
                                       opts.max_send_message_length, opts.compression)
-        super().__init__(core, sock, name="grpcpy-server-io")
+        super().__init__(core, sock)
         self.server = server
         self.auth_context = {}
 
@@ -59,7 +65,7 @@ class ServicerContext(_rules.CallContext, _types.ServicerContext):
 
     def __init__(self, conn, call, handler):
         _rules.CallContext.__init__(self, conn, call, handler)
-        self._cond = threading.Condition(conn.lock)
+        self._cond = call_condition(conn.lock)
         self._callbacks = []
 
     # -- facade hooks (lock held) ------------------------------------------------
@@ -182,10 +188,12 @@ class Server(_rules.ServerRules):
         self._connections = set()
         self._sockets = []
         self._port_credentials = {}
-        self._threads = []
+        self._listeners = []
+        self._handshakes = set()
         self._state = "new"
         self._stopped = threading.Event()
         self._workers = getattr(thread_pool, "_max_workers", None)
+        at_fork_child(self)
 
     # -- configuration --------------------------------------------------------------
 
@@ -212,69 +220,72 @@ class Server(_rules.ServerRules):
         if self._state != "new":
             raise ValueError("Cannot start already-started server!")
         self._state = "started"
+        loop = get_loop()
         for sock in self._sockets:
-            sock.setblocking(True)
-            sock.settimeout(0.2)   # to notice stop()
-            thread = threading.Thread(target=self._accept_loop, args=(sock, self._port_credentials.get(sock)),
-                                      name="grpcpy-accept", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def _accept_loop(self, listener, credentials):
-        while self._state == "started":
-            try:
-                sock, _ = listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                if self._state != "started":
-                    break
-                time.sleep(0.01)   # e.g. out of file descriptors: do not spin
-                continue
-            if credentials is not None and credentials.is_tls:
-                # the TLS handshake runs on its own thread: a slow or hostile
-                # client must not hold up the accept loop
-                threading.Thread(target=self._tls_handshake, args=(sock, credentials), daemon=True).start()
-                continue
-            if credentials is not None:
-                problem = _credentials.local_server_refusal(credentials, sock)
-                if problem:
-                    _LOGGER.info("closing local-credentials connection: %s", problem)
-                    sock.close()
-                    continue
-            auth = _credentials.local_auth_context() if credentials is not None else \
-                _credentials.insecure_auth_context()
-            if not self._admit(sock, auth):
-                break
-        try:
-            listener.close()
-        except OSError:
-            pass
+            listener = _Listener(self, sock, self._port_credentials.get(sock))
+            self._listeners.append(listener)
+            loop.call_soon(listener.listen)
 
     def _admit(self, sock, auth_context):
         conn = _ServerConnection(self, sock)
         conn.auth_context = auth_context
         with self._lock:
             if self._state != "started":
+                forget_at_fork(conn)
                 sock.close()
                 return False
             self._connections.add(conn)
         conn.start()
         return True
 
-    def _tls_handshake(self, sock, credentials):
+    def _tls_accepted(self, sock, credentials):
+        """Loop thread: a new connection on a TLS port; the handshake runs
+        on the loop, and stop() ends it at once."""
+        holder = []
+
+        def done(session, error):
+            with self._lock:
+                self._handshakes.discard(holder[0])
+            if error is not None:
+                _LOGGER.info("TLS handshake failed: %s", error)
+                return
+            problem = _credentials.check_alpn(session.ssl_object)
+            if problem:
+                _LOGGER.info("closing TLS connection: %s", problem)
+                session.close()
+                return
+            self._admit(session, _credentials.tls_auth_context(session.ssl_object))
+
         try:
-            tls = tls_handshake(sock, credentials.server_context(), True, timeout=10.0)
-        except (OSError, ssl.SSLError) as exc:
+            handshake = TlsHandshake(sock, credentials.server_context(), True, done,
+                                     monotonic() + _TLS_HANDSHAKE_TIMEOUT)
+        except (OSError, ssl.SSLError, ValueError) as exc:
             _LOGGER.info("TLS handshake failed: %s", exc)
             sock.close()
             return
-        problem = _credentials.check_alpn(tls.ssl_object)
-        if problem:
-            _LOGGER.info("closing TLS connection: %s", problem)
-            sock.close()
-            return
-        self._admit(tls, _credentials.tls_auth_context(tls.ssl_object))
+        holder.append(handshake)
+        with self._lock:
+            if self._state != "started":
+                sock.close()
+                return
+            self._handshakes.add(handshake)
+        handshake.start()
+
+    def after_fork_child(self):
+        """In a child process after fork: the server does not run there (its
+        threads and loop are the parent's); the inherited listening sockets
+        and connections are closed without writing to them."""
+        _loop.reinit_lock(self._lock)
+        for sock in self._sockets:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        self._connections.clear()
+        self._handshakes.clear()
+        if self._state in ("started", "stopping"):
+            self._state = "stopped"
+            self._stopped.set()
 
     def stop(self, grace):
         """Stop: refuse new calls now; calls in flight may finish within
@@ -291,13 +302,17 @@ class Server(_rules.ServerRules):
                 return self._stopped
             self._state = "stopping"
             connections = list(self._connections)
-            # stop listening now: new connections are refused, not left in
-            # the backlog (the accept threads notice and close the sockets)
-            for sock in self._sockets:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            handshakes = list(self._handshakes)
+            self._handshakes.clear()
+        # stop listening now: new connections are refused, not left in the
+        # backlog; a connection still in its TLS handshake is closed at once
+        loop = get_loop()
+        closed = threading.Event()
+        loop.call_soon(_close_listeners, self._listeners, closed)
+        for handshake in handshakes:
+            handshake.cancel("server stopping")
+        if not loop.in_loop():
+            closed.wait(5.0)
         for conn in connections:
             with conn.lock:
                 if not conn.closed:
@@ -331,6 +346,7 @@ class Server(_rules.ServerRules):
             conn.close()
         with self._lock:
             self._state = "stopped"
+        forget_at_fork(self)
         self._stopped.set()
 
     def wait_for_termination(self, timeout=None):
@@ -453,6 +469,75 @@ class Server(_rules.ServerRules):
                     break
         if not ctx._finished:
             ctx._finish(*ctx._final_status())
+
+
+class _Listener:
+    """A listening socket on the loop: accepts what is waiting each time it
+    is readable."""
+
+    _BATCH = 64         # accepts per readiness, so that other sockets get a turn
+
+    def __init__(self, server, sock, credentials):
+        self._server = server
+        self.sock = sock
+        self._fd = sock.fileno()
+        self._credentials = credentials
+        self._closed = False
+        self._loop = get_loop()
+
+    def fileno(self):
+        return self._fd
+
+    def listen(self):
+        if self._closed:
+            return
+        self.sock.setblocking(False)
+        if not self._loop.add(self, READ):
+            _LOGGER.error("cannot listen on %r", self.sock)
+
+    def io_event(self, mask):
+        server = self._server
+        credentials = self._credentials
+        for _ in range(self._BATCH):
+            if self._closed:
+                return
+            try:
+                sock, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # e.g. out of file descriptors: pause instead of spinning
+                _LOGGER.warning("accept failed: %s", exc)
+                self._loop.remove(self)
+                self._loop.call_at(monotonic() + 0.1, self.listen)
+                return
+            if credentials is not None and credentials.is_tls:
+                server._tls_accepted(sock, credentials)
+                continue
+            if credentials is not None:
+                problem = _credentials.local_server_refusal(credentials, sock)
+                if problem:
+                    _LOGGER.info("closing local-credentials connection: %s", problem)
+                    sock.close()
+                    continue
+            auth = _credentials.local_auth_context() if credentials is not None else \
+                _credentials.insecure_auth_context()
+            server._admit(sock, auth)
+
+    def close(self):
+        if not self._closed:
+            self._closed = True
+            self._loop.remove(self)
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+
+def _close_listeners(listeners, closed):
+    for listener in listeners:
+        listener.close()
+    closed.set()
 
 
 class _IteratingResponses(Exception):

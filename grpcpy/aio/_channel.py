@@ -8,6 +8,7 @@ connection are the driver's and its plane's decisions. Calls are started on
 the connection the driver picks, or queued in the driver.
 """
 import asyncio
+import os
 import socket
 import ssl
 import weakref
@@ -21,6 +22,12 @@ from grpcpy._rpc.client import ChannelMethods
 from grpcpy._rpc.events import dispatch_client
 from grpcpy.aio._conn import AioConnection
 
+
+
+# what a call on an aio channel inherited across fork() fails with: the
+# asyncio loop and transports are the parent's
+FORKED = ("this grpcpy.aio channel was created in another process (before fork()); an asyncio channel cannot "
+          "be used across fork: create a new channel in this process")
 
 
 class _ClientProtocol(AioConnection):
@@ -73,6 +80,7 @@ class Channel(ChannelMethods, ChannelDriver):
         except RuntimeError:
             self._loop = asyncio.get_event_loop_policy().get_event_loop()
         self._init_driver(target, options, credentials, compression)
+        self._pid = os.getpid()         # a child after fork() must not use it
         self._pending_io = {}           # sub_id -> connect task, ('resolve',) -> lookup task
         self._timer = None
         self._state_waiters = []
@@ -126,6 +134,9 @@ class Channel(ChannelMethods, ChannelDriver):
     async def _close(self, grace):
         if self._closed:
             return
+        if self._pid != os.getpid():
+            self._forget_inherited()
+            return
         self._close_queue()
         if grace:
             pending = [call._end_future() for call in self._calls if not call.done()]
@@ -140,7 +151,17 @@ class Channel(ChannelMethods, ChannelDriver):
         if self._timer is not None:
             self._timer.cancel()
 
+    def _forget_inherited(self):
+        """In a child after fork(): drop the parent's connections and calls
+        without writing anything on them (they are the parent's)."""
+        self._closed = True
+        self._connections = {}
+        self._calls = set()
+        self._queue.clear()
+
     def __del__(self):
+        if getattr(self, "_pid", None) != os.getpid():
+            return
         if not getattr(self, "_closed", True):
             for proto in list(getattr(self, "_connections", {}).values()):
                 try:
@@ -157,7 +178,15 @@ class Channel(ChannelMethods, ChannelDriver):
     def _untrack(self, call):
         self._calls.discard(call)
 
+    def _pick_now(self):
+        if self._pid != os.getpid():
+            return None
+        return ChannelDriver._pick_now(self)
+
     def _enqueue(self, call):
+        if self._pid != os.getpid():
+            call._fail_start(_types.StatusCode.UNAVAILABLE, FORKED)
+            return
         self._submit(call, self._loop.time())
 
     # -- the driver's hooks ----------------------------------------------------------------
