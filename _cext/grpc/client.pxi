@@ -28,6 +28,24 @@ cpdef int status_for_reset(uint32_t code):
     return SC_INTERNAL
 
 
+cdef int _status_code(bytes value):
+    """A grpc-status value as a status code: ASCII decimal digits only (no
+    sign, space or '_', which int() would take); anything else, or a code
+    outside 0-16, is UNKNOWN (as the spec says for codes it does not know)."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(value)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i
+    cdef int code = 0
+    if n == 0:
+        return SC_UNKNOWN
+    for i in range(n):
+        if p[i] < 48 or p[i] > 57:
+            return SC_UNKNOWN
+        code = code * 10 + (p[i] - 48)
+        if code > 16:
+            return SC_UNKNOWN
+    return code
+
+
 cdef class ClientCall(_Call):
     def __repr__(self):
         return "<ClientCall %s stream=%d state=%d>" % (self.method, self.stream_id, self.state)
@@ -334,12 +352,7 @@ cdef class ClientConnection(GrpcConnection):
             code = SC_UNKNOWN if not trailers_only else SC_INTERNAL
             details = "missing grpc-status in trailers"
         else:
-            try:
-                code = int(gstatus)
-            except ValueError:
-                code = SC_UNKNOWN
-            if code < 0 or code > 16:
-                code = SC_UNKNOWN
+            code = _status_code(gstatus)
             details = percent_decode(gmessage)
         if code == SC_OK and call._decoder.in_message:
             code = SC_INTERNAL
