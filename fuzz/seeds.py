@@ -10,7 +10,7 @@ import struct
 
 from fuzz import _wire
 from fuzz._support import core, frame
-from fuzz.run import corpus_dir
+from fuzz.run import corpus_dir, crash_dir
 
 
 def _write(name, seeds):
@@ -76,6 +76,39 @@ def _client_program(streaming=True):
     return [0, 0, 0, 0, 0] + start + send + headers + data + [10, 0] + trailers + [4, 50, 1]
 
 
+# Inputs that reproduced the core's findings (fuzz/crashes/: replayed by the
+# suite like every crash input).
+def _raw_headers_step(sid_index, end_stream, block):
+    assert len(block) < 256
+    return [0, 0, sid_index, 1 if end_stream else 0, 4, 0, len(block)] + list(block) + [40]
+
+
+def _findings():
+    request = core.Encoder().encode(_wire.REQUEST)
+    server = {
+        # a literal field with an empty name (HPACK 00 00 01 'x')
+        "empty-header-name": [0] * 7 + _raw_headers_step(0, True, request + b"\x00\x00\x01x"),
+        # an upper-case header name
+        "upper-case-header-name": [0] * 7 + _raw_headers_step(0, True, request + b"\x00\x07X-Upper\x01v"),
+        # trailers over max_header_list_size (512) on a call already accepted
+        "oversized-trailers-on-active-call": [0, 0, 1, 0, 0, 0, 0] + _headers_step(0, False) + [6, 0, 0, 0]
+        + _raw_headers_step(0, True, b"\x90" * 9) + [7, 0, 0, 9, 0, 0, 0, 0],
+        # a deadline expiring after close_connection(error)
+        "deadline-after-close-connection": [0] * 7 + _headers_step(0, False, [(b"grpc-timeout", b"1S")])
+        + [13, 0, 0, 2, 5, 200, 0],
+    }
+    prefix = [0, 0, 0, 0, 0, 5, 0x22, 50, 0, 7, 0, 3, 1, 2, 3]
+    client = {
+        # trailers with grpc-status 2147483648 (outside a C int)
+        "grpc-status-out-of-int": prefix + [0, 1, 0, 0, 0, 1, 0, 40]
+        + [0, 0, 0, 0, 1, 3, 0, 1, _wire.NAMES.index(b"grpc-status"), _wire.VALUES.index(b"2147483648"), 1, 40],
+        # response headers with an upper-case name
+        "upper-case-response-header": prefix
+        + [0, 1, 0, 0, 0, 1, 1, _wire.NAMES.index(b"X-Upper"), _wire.VALUES.index(b"abc"), 0, 40],
+    }
+    return {"server": server, "client": client}
+
+
 def main():
     conv = _conversation()
     _write("frames", [[0, 0, 0] + list(conv), [1, 3, 2] + list(conv[:40]), [0, 0, 0]])
@@ -91,6 +124,12 @@ def main():
                        [3] + list(_msg(b"y" * 2000)), [1, 2, 0, 0, 0, 1, 0]])
     _write("server", [UNARY, DEADLINE, STREAMING, [0, 0, 0, 0, 0, 0, 0x80, 4, 24] + list(core_preface())])
     _write("client", [_client_program(), _client_program(False)[:-11] + [4, 100, 1]])
+    for name, found in _findings().items():
+        d = crash_dir(name)
+        os.makedirs(d, exist_ok=True)
+        for label, data in found.items():
+            with open(os.path.join(d, "finding-" + label), "wb") as f:
+                f.write(bytes(data))
 
 
 def core_preface():

@@ -22,7 +22,7 @@ def one_input(data):
     inp = Input(data)
     cfg = core.H2Config(max_concurrent_streams=MAX_STREAMS, bdp_probing=bool(inp.byte() & 1),
                         initial_window_size=(65535, 1024, 1 << 20)[inp.byte() % 3],
-                        max_header_list_size=(16384, 256)[inp.byte() % 2],
+                        max_header_list_size=(16384, 512)[inp.byte() % 2],
                         max_frame_size=16384, settings_timeout=5.0)
     srv = core.ServerConnection(cfg, max_receive_message_length=(4 << 20, 64, 0)[inp.byte() % 3],
                                 max_send_message_length=(-1, 16)[inp.byte() % 2],
