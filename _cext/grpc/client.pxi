@@ -258,6 +258,17 @@ cdef class ClientConnection(GrpcConnection):
             self._end(call, SC_CANCELLED, details, None)
         return self.take_events()
 
+    cpdef connection_lost(self, str reason="connection lost"):
+        """The transport is gone: every call still running ends UNAVAILABLE,
+        those still waiting for a stream slot included (taken off the queue
+        first, so that no stream closing here starts one)."""
+        cdef list waiting = self._waiting
+        cdef ClientCall call
+        self._waiting = []
+        for call in waiting:
+            self._end(call, SC_UNAVAILABLE, reason, None)
+        return GrpcConnection.connection_lost(self, reason)
+
     cdef int _deadline_expired(self, _Call call) except -1:
         if call._stream is not None:
             self.reset_stream(call.stream_id, ERR_CANCEL)

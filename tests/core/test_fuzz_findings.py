@@ -328,3 +328,22 @@ def test_decimal_grpc_status_values_are_read(value, code):
                           + cli.peer.data(1, b"\x00\x00\x00\x00\x01x")
                           + cli.peer.headers(1, [(b"grpc-status", value)], end_stream=True))
     assert call.code == code
+
+
+# ---------------------------------------------------------------------------
+# found by the client harness: calls waiting for a stream slot
+
+
+def test_connection_lost_ends_calls_waiting_for_a_stream_slot():
+    cli = ClientSide()
+    # the server allows no stream at all: calls wait for a slot
+    cli.core.receive_data(cli.peer.settings([(0x3, 0)]))
+    cli.peer.read(cli.core.data_to_send())
+    cli.core.take_events()
+    waiting = [cli.core.start_call("/svc/Method", cli.now, 5.0) for _ in range(3)]
+    assert [call.state for call in waiting] == [0, 0, 0]        # CS_WAITING
+    events = cli.core.connection_lost("gone")
+    assert all(call.is_done and call.code == c.SC_UNAVAILABLE for call in waiting)
+    assert sorted(e.kind for e in events if e.call in waiting) == [c.CE_CALL_ENDED] * 3
+    out = cli.core.data_to_send()
+    assert not (out and of_type(cli.peer.read(out), HEADERS))   # none of them started
