@@ -110,12 +110,15 @@ def main(argv=None):
         rest = argv[3:] if argv[2:3] == ["--"] else argv[2:]
         return _child(name, rest)
     ap = argparse.ArgumentParser(prog="python -m fuzz.run", description=__doc__.split("\n\n")[0])
-    ap.add_argument("harness", nargs="*", choices=HARNESSES + [[]], default=[])
+    ap.add_argument("harness", nargs="*", help="any of: %s (default: all)" % " ".join(HARNESSES))
     ap.add_argument("--minutes", type=float, help="total time, split over the harnesses")
     ap.add_argument("--seconds", type=float, help="time per harness")
     ap.add_argument("--replay", action="store_true", help="run seeds and crash inputs once, no fuzzing")
     ns = ap.parse_args(argv)
     names = ns.harness or HARNESSES
+    for name in names:
+        if name not in HARNESSES:
+            ap.error("unknown harness %r (choose from %s)" % (name, ", ".join(HARNESSES)))
     if ns.replay:
         return 1 if replay(names) else 0
     per = ns.seconds if ns.seconds else (ns.minutes or 2.0) * 60.0 / len(names)

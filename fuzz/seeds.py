@@ -5,6 +5,7 @@ committed; run this again after changing how a harness reads its input.
 
     python -m fuzz.seeds
 """
+import gzip
 import os
 import struct
 
@@ -66,6 +67,15 @@ STREAMING = [0, 0, 0, 0, 1, 1, 0] + _headers_step(0, False) + _data_step(0, b"x"
     11, 0, 8, 0, 30] + list(b"y" * 30) + [4] + _data_step(0, b"", True) + [10, 0, 1, 13, 0, 1, 6]
 
 
+def _gzip_data_step(sid_index, end_stream):
+    body = gzip.compress(b"hello " * 8)
+    return [0, 5, sid_index, 1 if end_stream else 0, 1, 1, len(body)] + list(body) + [40]
+
+
+COMPRESSED = [0, 0, 0, 0, 0, 1, 0] + _headers_step(0, False, [(b"grpc-encoding", b"gzip")]) \
+    + _gzip_data_step(0, True) + [6, 0, 2, 2, 8, 0, 3, 97, 98, 99, 0, 9, 0, 0, 0, 0]
+
+
 def _client_program(streaming=True):
     # 4 config bytes, the preface byte, then: start a call, send, answer it
     start = [5, 0x22 if streaming else 0x02, 50, 0]   # flags (cardinality, metadata), timeout 5 s, method
@@ -122,8 +132,13 @@ def main():
                           0xdc, 0x78, 0x0f, 0x03]])
     _write("framing", [[0] + list(_msg(b"abc") + _msg(b"") + _msg(b"x" * 300)),
                        [3] + list(_msg(b"y" * 2000)), [1, 2, 0, 0, 0, 1, 0]])
-    _write("server", [UNARY, DEADLINE, STREAMING, [0, 0, 0, 0, 0, 0, 0x80, 4, 24] + list(core_preface())])
-    _write("client", [_client_program(), _client_program(False)[:-11] + [4, 100, 1]])
+    _write("server", [UNARY, DEADLINE, STREAMING, [0, 0, 0, 0, 0, 0, 0x80, 4, 24] + list(core_preface()),
+                      COMPRESSED])
+    body = gzip.compress(b"hi " * 10)
+    compressed = (_client_program()[:15]
+                  + [0, 1, 0, 0, 0, 1, 1, _wire.NAMES.index(b"grpc-encoding"), _wire.VALUES.index(b"gzip"), 1, 40]
+                  + [0, 1, 5, 0, 0, 1, 1, len(body)] + list(body) + [40] + [0, 0, 0, 0, 1, 1, 0, 40])
+    _write("client", [_client_program(), _client_program(False)[:-11] + [4, 100, 1], compressed])
     for name, found in _findings().items():
         d = crash_dir(name)
         os.makedirs(d, exist_ok=True)
