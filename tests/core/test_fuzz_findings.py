@@ -14,10 +14,7 @@ import pytest
 
 from grpcpy import _cext as c
 
-from .frame_factory import (
-    HEADERS, INTERNAL_ERROR, PROTOCOL_ERROR, Peer, goaways,
-    of_type, raw, rsts,
-)
+from .frame_factory import HEADERS, INTERNAL_ERROR, PROTOCOL_ERROR, Peer, goaways, of_type, rsts
 
 REQUEST = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/svc/Method"),
            (b":authority", b"test.local"), (b"content-type", b"application/grpc"),
@@ -157,6 +154,7 @@ def test_response_with_an_upper_case_header_name_fails_the_call():
     frames = cli.peer.read(cli.core.data_to_send())
     assert call.is_done and call.code == c.SC_INTERNAL
     assert [f.error_code for f in rsts(frames, 1)] == [PROTOCOL_ERROR]
+    assert [e.kind for e in events if e.call is call] == [c.CE_CALL_ENDED]
 
 
 def test_trailers_with_an_upper_case_header_name_fail_the_call():
@@ -180,13 +178,17 @@ def test_lower_case_names_with_digits_and_symbols_are_accepted():
 # 3. finished calls release their memory at once
 
 
+LONG_DEADLINE = [(b"grpc-timeout", b"99999999H")]
+
+
 def _partial_message_streams(srv, first_sid, count, declared=4 * 1024 * 1024):
     """`count` streams, each declaring a `declared`-byte message, sending an
-    eighth of it and ending mid-message (each fails INTERNAL)."""
+    eighth of it and ending mid-message (each fails INTERNAL). Their
+    deadlines fall behind stream 1's (same time, armed later)."""
     sid = first_sid
     chunk = b"\x00" * (declared // 8)
     for _ in range(count):
-        srv.send(srv.peer.headers(sid, REQUEST))
+        srv.send(srv.peer.headers(sid, REQUEST + LONG_DEADLINE))
         body = struct.pack(">BI", 0, declared) + chunk
         for pos in range(0, len(body), 16384):
             srv.send(srv.peer.data(sid, body[pos:pos + 16384]))
@@ -198,7 +200,7 @@ def _partial_message_streams(srv, first_sid, count, declared=4 * 1024 * 1024):
 
 def test_finished_calls_behind_a_long_deadline_hold_no_memory():
     srv = ServerSide()
-    events, _ = srv.send(srv.peer.headers(1, REQUEST + [(b"grpc-timeout", b"99999999H")]))
+    events, _ = srv.send(srv.peer.headers(1, REQUEST + LONG_DEADLINE))
     (long_call,) = srv.started(events)
     srv.events = []
     tracemalloc.start()
@@ -211,6 +213,7 @@ def test_finished_calls_behind_a_long_deadline_hold_no_memory():
         srv.events = []
         del ended, events
         gc.collect()
+        assert srv.core.next_timer() == pytest.approx(99999999 * 3600.0)
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
