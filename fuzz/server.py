@@ -34,10 +34,11 @@ def one_input(data):
     ended = set()
     known = set()
     messages = []
+    app_codes = set()
     lost = False
     if not inp.byte() & 0x80:
         events = srv.receive_data(_wire.PREFACE + _wire.frame(4, 0, 0, b""), now)
-        _wire.check_events(events, ended, known, core.CE_CALL_STARTED, "server")
+        _wire.check_events(events, ended, known, core.CE_CALL_STARTED, "server", app_codes)
     steps = 0
     while len(inp) and steps < 200:
         steps += 1
@@ -74,7 +75,8 @@ def one_input(data):
                 srv.write_pending(call)
                 events = srv.take_events()
             elif op == 9:
-                code = inp.byte() % 18
+                code = inp.byte() % 18          # 17: a code of the application's own
+                app_codes.add(code)
                 srv.send_status(call, code, ("", "done", "caf\u00e9 %")[inp.byte() % 3],
                                 [("x-t", "1")] if inp.byte() & 1 else None)
                 events = srv.take_events()
@@ -115,7 +117,7 @@ def one_input(data):
             # documented for actions on a connection that is closed
             assert srv.closed, "H2ProtocolError on an open connection"
             events = srv.take_events()
-        _wire.check_events(events, ended, known, core.CE_CALL_STARTED, "server")
+        _wire.check_events(events, ended, known, core.CE_CALL_STARTED, "server", app_codes)
         for ev in events:
             if ev.kind == core.CE_CALL_STARTED:
                 calls.append(ev.call)
@@ -130,6 +132,6 @@ def one_input(data):
         if lost:
             assert all(c.is_done for c in calls), "a call outlived connection_lost"
     events = srv.connection_lost("end")
-    _wire.check_events(events, ended, known, core.CE_CALL_STARTED, "server")
+    _wire.check_events(events, ended, known, core.CE_CALL_STARTED, "server", app_codes)
     assert all(c.is_done for c in calls)
     assert not srv.streams
