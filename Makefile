@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: compile debug annotate test bench bench-e2e clean
+.PHONY: compile debug checked annotate test bench bench-e2e fuzz clean
 
 compile:
 	$(PYTHON) setup.py build_ext --inplace
@@ -9,6 +9,14 @@ compile:
 # perf/core_bench.py's allocation figures). Back to a release build: make clean compile
 debug:
 	GRPCPY_DEBUG=1 $(PYTHON) setup.py build_ext --inplace --force
+
+# checked: grpcpy._cext_checked, the core again with bounds checks and line
+# tracing, beside the release build (for the fuzzers in fuzz/)
+checked:
+	GRPCPY_CHECKED=1 $(PYTHON) setup.py build_ext --inplace
+
+fuzz: checked
+	$(PYTHON) -m fuzz.run --minutes 10
 
 annotate:
 	GRPCPY_CYTHON_ANNOTATE=1 $(PYTHON) setup.py build_ext --inplace --force

@@ -11,6 +11,7 @@ cdef class MessageDecoder:
     cdef Py_ssize_t _body_pos     # bytes of _body filled
 
     cdef inline Py_ssize_t _missing(self)
+    cdef int release(self) except -1
     cpdef list feed(self, data)
     cdef list feed_view(self, const unsigned char* p, Py_ssize_t n)
     cdef int _feed_view(self, const unsigned char* p, Py_ssize_t n, list out) except -1

@@ -67,6 +67,15 @@ cdef class MessageDecoder:
         a stream that ends now ends in the middle of a message."""
         return self._need >= 0 or len(self._buf) > 0
 
+    cdef int release(self) except -1:
+        """Drop what is buffered (the call it decodes for is over): a large
+        message in progress holds its whole declared size."""
+        self._buf = ReadBuffer()
+        self._body = None
+        self._body_pos = 0
+        self._need = -1
+        return 0
+
     cpdef list feed(self, data):
         """Add received bytes; return the messages they complete, in order, as
         (compressed_flag, payload) tuples. Raises MessageTooLarge or

@@ -39,6 +39,7 @@ cdef class _Call:
     cdef bint _single_out                      # server: unary response (send_message checks)
     cdef int64_t _messages_in                  # messages delivered to the application
     cdef int64_t _messages_out                 # messages sent (counted when _single_out)
+    cdef bint _armed                           # has an entry in its connection's deadline heap
 
     cdef inline bint done(self)
     cdef inline object _who(self)
@@ -48,6 +49,7 @@ cdef class GrpcConnection(H2Connection):
     cdef list _cevents
     cdef list _timers                          # heap of (deadline, seq, call)
     cdef uint64_t _timer_seq
+    cdef Py_ssize_t _timers_done               # heap entries whose call has ended
     cdef public Py_ssize_t max_receive_message_length
     cdef public Py_ssize_t max_send_message_length
     cdef public object user                    # the facade's connection object
@@ -59,6 +61,7 @@ cdef class GrpcConnection(H2Connection):
     cpdef double next_timer(self)
     cdef str _size_error(self, str what, object exc)
     cdef void _arm_deadline(self, _Call call)
+    cdef int _disarm(self, _Call call) except -1
     cdef int _deadline_expired(self, _Call call) except -1
     cdef inline void _cpush(self, CallEvent ev)
     cdef object _frame_message(self, _Call call, object payload)

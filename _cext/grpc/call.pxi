@@ -39,7 +39,7 @@
 #
 # The fields and cdef signatures of its classes: call.pxd.pxi.
 
-from heapq import heappush as _heappush, heappop as _heappop
+from heapq import heappush as _heappush, heappop as _heappop, heapify as _heapify
 
 cpdef enum CallEventKind:
     CE_CALL_STARTED = 1       # server: call.method, call.metadata, call.deadline
@@ -153,14 +153,23 @@ cdef class GrpcConnection(H2Connection):
         H2Connection.handle_timeout(self, now)
         while self._timers and self._timers[0][0] <= now:
             call = <_Call>_heappop(self._timers)[2]
-            if call.state != CS_DONE and call.deadline <= now:
+            call._armed = False
+            if call.state == CS_DONE:
+                self._timers_done -= 1
+            elif call.deadline <= now:
                 self._deadline_expired(call)
         return self.take_events()
 
     cpdef double next_timer(self):
         cdef double t = H2Connection.next_timer(self)
-        while self._timers and (<_Call>self._timers[0][2]).state == CS_DONE:
+        cdef _Call call
+        while self._timers:
+            call = <_Call>self._timers[0][2]
+            if call.state != CS_DONE:
+                break
             _heappop(self._timers)
+            call._armed = False
+            self._timers_done -= 1
         if self._timers and self._timers[0][0] < t:
             return self._timers[0][0]
         return t
@@ -169,6 +178,29 @@ cdef class GrpcConnection(H2Connection):
         if call.deadline != float("inf"):
             self._timer_seq += 1
             _heappush(self._timers, (call.deadline, self._timer_seq, call))
+            call._armed = True
+
+    cdef int _disarm(self, _Call call) except -1:
+        """A call with a deadline ended: its heap entry is now dead weight.
+        Entries are dropped lazily at the top of the heap; when dead ones
+        behind a long-lived deadline make up half of it, the heap is rebuilt
+        from the live ones (amortised O(1) per call, and a connection never
+        holds more finished calls than live ones plus a few)."""
+        cdef list live
+        self._timers_done += 1
+        if self._timers_done > 32 and self._timers_done * 2 > len(self._timers):
+            live = [e for e in self._timers if (<_Call>(<tuple>e)[2]).state != CS_DONE]
+            for e in self._timers:
+                if (<_Call>(<tuple>e)[2]).state == CS_DONE:
+                    (<_Call>(<tuple>e)[2])._armed = False
+            _heapify(live)
+            self._timers = live
+            self._timers_done = 0
+        return 0
+
+    def _pending_deadlines(self):
+        """Test hook: entries in the deadline heap, live or not yet dropped."""
+        return len(self._timers)
 
     cdef int _deadline_expired(self, _Call call) except -1:
         raise NotImplementedError
@@ -287,6 +319,12 @@ cdef class GrpcConnection(H2Connection):
         if call._stream is not None:
             call._stream.call = None
         call._stream = None
+        if call._decoder is not None:
+            # a partial message (up to the receive limit, allocated whole)
+            # is freed now, not when the application drops the call
+            call._decoder.release()
+        if call._armed:
+            self._disarm(call)
         ev = _cevent(CE_CALL_ENDED, call._who())
         ev.code = code
         ev.details = details

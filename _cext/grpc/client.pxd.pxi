@@ -36,6 +36,7 @@ cdef class ClientConnection(GrpcConnection):
     cpdef bint write_pending(self, ClientCall call)
     cpdef cancel_call(self, ClientCall call, str details=*)
     cpdef list cancel_all_calls(self, str details=*)
+    cpdef connection_lost(self, str reason=*)
     cdef int _deadline_expired(self, _Call call) except -1
     cdef int _fail_call(self, _Call call, int code, str details) except -1
     cdef int _too_many_messages(self, _Call call) except -1

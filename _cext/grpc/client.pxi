@@ -41,6 +41,24 @@ cpdef int status_for_reset(uint32_t code):
     return SC_INTERNAL
 
 
+cdef int _status_code(bytes value):
+    """A grpc-status value as a status code: ASCII decimal digits only (no
+    sign, space or '_', which int() would take); anything else, or a code
+    outside 0-16, is UNKNOWN (as the spec says for codes it does not know)."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(value)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i
+    cdef int code = 0
+    if n == 0:
+        return SC_UNKNOWN
+    for i in range(n):
+        if p[i] < 48 or p[i] > 57:
+            return SC_UNKNOWN
+        code = code * 10 + (p[i] - 48)
+        if code > 16:
+            return SC_UNKNOWN
+    return code
+
+
 cdef class ClientCall(_Call):
     def __repr__(self):
         return "<ClientCall %s stream=%d state=%d>" % (self.method, self.stream_id, self.state)
@@ -285,6 +303,17 @@ cdef class ClientConnection(GrpcConnection):
             self._end(call, SC_CANCELLED, details, None)
         return self.take_events()
 
+    cpdef connection_lost(self, str reason="connection lost"):
+        """The transport is gone: every call still running ends UNAVAILABLE,
+        those still waiting for a stream slot included (taken off the queue
+        first, so that no stream closing here starts one)."""
+        cdef list waiting = self._waiting
+        cdef ClientCall call
+        self._waiting = []
+        for call in waiting:
+            self._end(call, SC_UNAVAILABLE, reason, None)
+        return GrpcConnection.connection_lost(self, reason)
+
     cdef int _deadline_expired(self, _Call call) except -1:
         if call._stream is not None:
             self.reset_stream(call.stream_id, ERR_CANCEL)
@@ -380,12 +409,7 @@ cdef class ClientConnection(GrpcConnection):
             code = SC_UNKNOWN if not trailers_only else SC_INTERNAL
             details = "missing grpc-status in trailers"
         else:
-            try:
-                code = int(gstatus)
-            except ValueError:
-                code = SC_UNKNOWN
-            if code < 0 or code > 16:
-                code = SC_UNKNOWN
+            code = _status_code(gstatus)
             details = percent_decode(gmessage)
         if code == SC_OK and call._decoder.in_message:
             code = SC_INTERNAL

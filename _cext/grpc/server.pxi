@@ -40,16 +40,17 @@ cdef class ServerConnection(GrpcConnection):
         cdef bytes name, value
         cdef double seconds
         cdef CallEvent ev
-        if s.call is not None:
-            call = <ServerCall>s.call
+        if s.call is not None or s.header_blocks > 1:
             # a second header block from the client: trailers (gRPC clients
-            # send none) must end the stream
+            # send none) must end the stream. Its call may be over already
+            # (the response still queued): it is never a new request.
             if not end_stream:
                 self._stream_error(s.stream_id, ERR_PROTOCOL_ERROR)
                 return 0
             return self._on_data(s, b"", 0, True)
         for name, value in headers:
-            if name[0] == 58:   # ':'
+            # (names are never empty: the HTTP/2 layer resets such a stream)
+            if PyBytes_GET_SIZE(name) and PyBytes_AS_STRING(name)[0] == 58:   # ':'
                 if name == b":method":
                     method = value
                 elif name == b":path":
@@ -139,7 +140,18 @@ cdef class ServerConnection(GrpcConnection):
         return 0
 
     cdef int _on_header_list_too_large(self, H2Stream s, bint end_stream) except -1:
-        cdef ServerCall call = ServerCall.__new__(ServerCall)
+        cdef ServerCall call
+        if s.call is not None:
+            # trailers too large on a call the application holds: that call
+            # ends (status and reset), it is never replaced
+            return self._fail_call(<ServerCall>s.call, SC_RESOURCE_EXHAUSTED,
+                                   "request trailers exceed the header list limit")
+        if s.header_blocks > 1:
+            # trailers of a call already over, as in _on_headers
+            if not end_stream:
+                self._stream_error(s.stream_id, ERR_PROTOCOL_ERROR)
+            return 0
+        call = ServerCall.__new__(ServerCall)
         call._stream = s
         call.stream_id = s.stream_id
         call.state = CS_ACTIVE
@@ -187,7 +199,7 @@ cdef class ServerConnection(GrpcConnection):
 
     cdef int _deadline_expired(self, _Call call) except -1:
         cdef ServerCall sc = <ServerCall>call
-        if sc._stream is not None and sc._stream.stream_id in self.streams:
+        if not self.closed and sc._stream is not None and sc._stream.stream_id in self.streams:
             # the status goes out now, not behind response data that may
             # wait for window forever (HEADERS are not flow controlled)
             self._discard_queued(sc._stream)
@@ -203,7 +215,7 @@ cdef class ServerConnection(GrpcConnection):
 
     cdef int _fail_call(self, _Call call, int code, str details) except -1:
         cdef ServerCall sc = <ServerCall>call
-        if sc._stream is not None and sc._stream.stream_id in self.streams:
+        if not self.closed and sc._stream is not None and sc._stream.stream_id in self.streams:
             self._discard_queued(sc._stream)   # as in _deadline_expired
             self._send_status_headers(sc, code, details, None)
             if sc._stream is not None and sc._stream.stream_id in self.streams:

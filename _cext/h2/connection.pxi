@@ -101,6 +101,42 @@ EVENT_NAMES = {
 }
 
 
+# Bytes a field name may hold (RFC 9113 §8.2.1): visible ASCII except
+# upper-case letters; ':' only as the first byte of a pseudo-header.
+cdef bint _NAME_BYTE_OK[256]
+for _b in range(256):
+    _NAME_BYTE_OK[_b] = 0x21 <= _b <= 0x7e and not (0x41 <= _b <= 0x5a) and _b != 0x3a
+
+
+cdef int _malformed_fields(list headers) except -1:
+    """True when a decoded header block is malformed by its field names
+    (RFC 9113 §8.2.1, §8.3): an empty name, a byte outside the allowed set
+    (upper case included), or a pseudo-header after a regular field. HPACK
+    itself accepts any bytes, so this is checked on every block received."""
+    cdef object name
+    cdef const unsigned char* p
+    cdef Py_ssize_t n, i
+    cdef bint regular = False
+    for item in headers:
+        name = (<tuple>item)[0]
+        n = PyBytes_GET_SIZE(name)
+        if n == 0:
+            return True
+        p = <const unsigned char*>PyBytes_AS_STRING(name)
+        i = 0
+        if p[0] == 58:                  # ':'
+            if regular or n == 1:
+                return True
+            i = 1
+        else:
+            regular = True
+        while i < n:
+            if not _NAME_BYTE_OK[p[i]]:
+                return True
+            i += 1
+    return False
+
+
 cdef inline H2Event _event(int kind, uint32_t sid):
     cdef H2Event ev = H2Event.__new__(H2Event)
     ev.kind = kind
@@ -500,6 +536,7 @@ cdef class H2Connection:
         cdef bint end_stream = (f.flags & FLAG_END_STREAM) != 0
         cdef object headers = None
         cdef bint too_large = False
+        cdef int64_t error = -1            # a stream error to answer with
         cdef H2Stream s
         cdef object obj
         # Decode first, always: the HPACK context is shared by the connection
@@ -510,6 +547,10 @@ cdef class H2Connection:
             too_large = True
         except HPACKError as exc:
             raise _ConnectionError(ERR_COMPRESSION_ERROR, str(exc))
+        if f.error is not None:
+            error = f.error.error_code
+        elif headers is not None and _malformed_fields(<list>headers):
+            error = ERR_PROTOCOL_ERROR     # a malformed message is a stream error (§8.1.1)
         obj = self._active(sid)
         if obj is None:
             if not self._is_idle(sid):
@@ -520,19 +561,20 @@ cdef class H2Connection:
                 # A server initiates streams only by PUSH_PROMISE (§8.4),
                 # which we disable: there is no stream it may open.
                 raise _ConnectionError(ERR_PROTOCOL_ERROR, "HEADERS opening server stream %d" % sid)
-            if f.error is not None:
+            if error >= 0:
                 # The stream is opened and at once reset by us: its id is
                 # used up, so frames that follow on it are late, not new.
                 self.last_peer_stream_id = sid
-                return self._stream_error(sid, f.error.error_code)
+                return self._stream_error(sid, <uint32_t>error)
             return self._open_remote_stream(f, headers, too_large, end_stream, now)
-        if f.error is not None:
-            return self._stream_error(sid, f.error.error_code)
+        if error >= 0:
+            return self._stream_error(sid, <uint32_t>error)
         s = <H2Stream>obj
         if s.state != ST_OPEN and s.state != ST_HALF_CLOSED_LOCAL:
             return self._stream_error(sid, ERR_STREAM_CLOSED)
         if s.local and not s.headers_received:
             s.headers_received = True
+        s.header_blocks += 1
         if end_stream:
             self._remote_end(s)
         if too_large:
@@ -557,6 +599,7 @@ cdef class H2Connection:
         s = self._new_stream(sid, False)
         s.state = ST_HALF_CLOSED_REMOTE if end_stream else ST_OPEN
         s.headers_received = True
+        s.header_blocks = 1
         self.peer_open += 1
         if too_large:
             self._on_header_list_too_large(s, end_stream)

@@ -28,6 +28,7 @@ cdef class H2Stream:
     cdef bint _queued                        # in the connection's send queue
     cdef bint _drain_wanted                  # emit EV_STREAM_DRAINED when the queue empties
     cdef readonly bint headers_received
+    cdef int header_blocks                   # header blocks received (the first opens a peer's stream)
     cdef readonly bint local                 # opened by this side
     # What the layer above attaches to the stream (grpc/: its gRPC call).
     # C-level only: callers reach calls through their connection, never
