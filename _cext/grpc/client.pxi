@@ -398,7 +398,8 @@ cdef class ClientConnection(GrpcConnection):
         if never_processed:
             self._end(call, SC_UNAVAILABLE, "stream refused before processing (GOAWAY); safe to retry", None)
         elif self.closed:
-            self._end(call, SC_UNAVAILABLE, "connection failed (HTTP/2 error code %d)" % code, None)
+            self._end(call, SC_UNAVAILABLE, self.close_reason or "connection failed (HTTP/2 error code %d)" % code,
+                      None)
         elif remote:
             self._end(call, status_for_reset(code),
                       "Received RST_STREAM with error code %d" % code, None)
