@@ -19,3 +19,10 @@ def test_resolver_and_aio_run():
     assert lines[0] == "sync: echo:hello"
     # grpcpy.aio.run picks uvloop when it is installed (it is, for the tests)
     assert lines[1] == "aio (uvloop loop): echo:hello"
+
+
+def test_keepalive():
+    lines = _run("keepalive.py")
+    assert lines == ["call across the server's max_connection_age: done after 1.0 s",
+                     "next call: done after 0 s",
+                     "connections the server saw: 2"]
