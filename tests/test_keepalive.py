@@ -346,3 +346,24 @@ def test_server_age_grace_ends_calls_still_running(servers, kind):
     with grpc.insecure_channel(proxy.target) as channel:
         assert grpcio_call(channel, "Sleep", b"10") == grpc.StatusCode.UNAVAILABLE
         assert grpcio_call(channel, "Echo", b"again") == grpc.StatusCode.OK
+
+
+# -- options ------------------------------------------------------------------------------------
+
+def test_options_by_grpcio_names_and_defaults():
+    import math
+    from grpcpy._options import ChannelOptions, ServerOptions
+    ch = ChannelOptions(None).h2_config()
+    assert ch.keepalive_time == math.inf and ch.keepalive_timeout == 20.0
+    assert not ch.keepalive_permit_without_calls and ch.max_pings_without_data == 2
+    assert ch.max_ping_strikes == 0                     # no ping policy on a client
+    assert ChannelOptions(None).client_idle_timeout == 1800.0
+    assert ChannelOptions([("grpc.client_idle_timeout_ms", 2 ** 31 - 1)]).client_idle_timeout == math.inf
+    srv = ServerOptions(None).h2_config()
+    assert srv.keepalive_time == 7200.0 and srv.min_ping_interval_without_data == 300.0
+    assert srv.max_ping_strikes == 2
+    assert srv.max_connection_idle == srv.max_connection_age == srv.max_connection_age_grace == math.inf
+    opts = ServerOptions([("grpc.max_connection_age_ms", 10000), ("grpc.keepalive_time_ms", 2 ** 31 - 1)])
+    ages = {opts.h2_config().max_connection_age for _ in range(50)}
+    assert len(ages) > 1 and all(9.0 <= a <= 11.0 for a in ages)     # +/-10% per connection
+    assert opts.h2_config().keepalive_time == math.inf

@@ -209,3 +209,24 @@ def test_max_connection_age_grace_expiry_closes():
     p.run_until(1.6)
     assert p.server.closed
     assert p.server.close_reason == "max_connection_age_grace expired"
+
+
+def test_server_keepalive_watchdog_ends_its_calls():
+    p = WirePair(None, cfg(keepalive_time=0.5, keepalive_timeout=0.5))
+    p.client.start_call("/pkg.Svc/Method", p.now)
+    p.pump()
+    [started] = [e for e in p.take_server() if e.kind == c.CE_CALL_STARTED]
+    p.server.accept_call(started.call, None)
+    p.cut = True
+    while not p.server.closed:
+        p.advance(max(p.server.next_timer() - p.now, 1e-6))
+    assert p.now <= 1.0 + 1e-9
+    assert p.server.close_reason == "keepalive watchdog timeout"
+    assert ended(p.take_server(), started.call).code != c.SC_OK
+
+
+def test_ping_policy_is_off_in_a_bare_config():
+    # the policy is the server facade's option; a core made without it answers every PING
+    p = WirePair(cfg(keepalive_time=0.01, keepalive_permit_without_calls=True, max_pings_without_data=0))
+    p.run_until(1.0, step=0.01)
+    assert not p.server.closed and len(p.pings("c2s")) >= 90
