@@ -39,6 +39,26 @@ def _sleep(request, context):
     return request
 
 
+HOLD_ENDED = threading.Event()      # a Hold call ended on the server
+
+
+def _hold(request, context):
+    """Runs until the call ends (the client cancels, the connection dies)."""
+    done = threading.Event()
+    context.add_callback(done.set)
+    done.wait(30)
+    HOLD_ENDED.set()
+    return request
+
+
+async def _aio_hold(request, context):
+    try:
+        await asyncio.sleep(30)
+    finally:
+        HOLD_ENDED.set()
+    return request
+
+
 async def _aio_echo(request, context):
     return request
 
@@ -48,17 +68,18 @@ async def _aio_sleep(request, context):
     return request
 
 
-def _handlers(mod, echo, sleep):
+def _handlers(mod, echo, sleep, hold):
     return mod.method_handlers_generic_handler(SERVICE, {
         "Echo": mod.unary_unary_rpc_method_handler(echo),
         "Sleep": mod.unary_unary_rpc_method_handler(sleep),
+        "Hold": mod.unary_unary_rpc_method_handler(hold),
     })
 
 
 class SyncServer:
     def __init__(self, mod, options):
         self.pool = concurrent.futures.ThreadPoolExecutor(8)
-        self.server = mod.server(self.pool, handlers=[_handlers(mod, _echo, _sleep)], options=options)
+        self.server = mod.server(self.pool, handlers=[_handlers(mod, _echo, _sleep, _hold)], options=options)
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
 
@@ -78,7 +99,7 @@ class AioServer:
 
     async def _start(self, options):
         self.server = grpcpy.aio.server(options=options)
-        self.server.add_generic_rpc_handlers([_handlers(grpcpy, _aio_echo, _aio_sleep)])
+        self.server.add_generic_rpc_handlers([_handlers(grpcpy, _aio_echo, _aio_sleep, _aio_hold)])
         port = self.server.add_insecure_port("127.0.0.1:0")
         await self.server.start()
         return port
@@ -346,6 +367,21 @@ def test_server_age_grace_ends_calls_still_running(servers, kind):
     with grpc.insecure_channel(proxy.target) as channel:
         assert grpcio_call(channel, "Sleep", b"10") == grpc.StatusCode.UNAVAILABLE
         assert grpcio_call(channel, "Echo", b"again") == grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("kind", GRPCPY_SERVERS)
+def test_server_keepalive_ends_calls_of_a_black_holed_client(servers, kind):
+    proxy = servers(kind, [("grpc.keepalive_time_ms", 300), ("grpc.keepalive_timeout_ms", 300)])
+    HOLD_ENDED.clear()
+    with grpc.insecure_channel(proxy.target) as channel:
+        future = channel.unary_unary("/%s/Hold" % SERVICE).future(b"x", timeout=30)
+        assert wait_for(lambda: len(proxy.links) == 1 and proxy.frames("c2s", 1))
+        time.sleep(0.1)
+        proxy.black_hole()
+        start = time.monotonic()
+        assert HOLD_ENDED.wait(10)
+        assert time.monotonic() - start < 0.6 + 3.0    # time + timeout, with room
+        future.cancel()
 
 
 # -- options ------------------------------------------------------------------------------------
