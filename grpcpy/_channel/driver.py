@@ -24,7 +24,9 @@ the inputs below):
 ==============================================  ====================================================
 
 and it reports a lost connection with ``_connection_lost(now, conn)``.  A
-connection object has ``sub_id`` and ``closed``.
+connection object has ``sub_id``, ``closed`` and ``core`` (its sans-IO
+ClientConnection, whose ``closed``, ``local_open`` and ``too_many_pings`` the
+driver reads).
 
 Calls.  ``_pick_now()`` is the per-call path: the ready connection the
 policy picks, or None.  A call that gets None goes to ``_submit(call, now)``,
@@ -156,7 +158,9 @@ class ChannelDriver:
         if sub is None:
             return None
         conn = self._connections.get(sub)
-        if conn is None or conn.closed:
+        if conn is None or conn.closed or conn.core.closed:
+            # (core.closed: the core ended it - a keepalive timeout - and the
+            # facade has yet to report the loss; the call waits for the next one)
             return None
         return conn
 
