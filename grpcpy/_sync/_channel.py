@@ -7,11 +7,13 @@ Conditions that share their connection's lock; the connection's I/O thread
 wakes them.
 """
 import collections
+import heapq
 import logging
 import socket
 import ssl
 import threading
 import time
+import weakref
 
 from grpcpy import _types
 from grpcpy._channel.driver import NO_PREFACE, ChannelDriver
@@ -65,7 +67,6 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
         self._init_driver(target, options, credentials, compression)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._timer = None
         self._subscribers = []
         self._last_published = None
         self._notifier = _Notifier()
@@ -115,8 +116,6 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
                         conn.dispatch(conn.core.cancel_all_calls("Channel closed!"))
                         conn.after_action_locked()
             self._shutdown(monotonic())
-            if self._timer is not None:
-                self._timer.cancel()
             self._changed.notify_all()
             self._notifier.stop()
 
@@ -171,11 +170,7 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
             threading.Thread(target=conn.close, daemon=True).start()
 
     def _io_arm_timer(self, when):
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = threading.Timer(max(0.0, when - monotonic()), self._on_timer, (when,))
-        self._timer.daemon = True
-        self._timer.start()
+        _TIMERS.schedule(when, self)
 
     def _on_state_change(self, state):
         self._changed.notify_all()
@@ -243,6 +238,52 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
     def _subchannel_lost(self, conn):
         with self._lock:
             self._connection_lost(monotonic(), conn)
+
+
+class _Timers:
+    """One thread runs the driver timers of every sync channel in the process.
+
+    A channel's timer is often far away (the client idle check: 30 min by
+    default), so a thread per timer would cost a thread per channel. Entries
+    hold the channel weakly (a dropped channel is not kept alive for its
+    timer); a replaced timer is not removed: it fires and the driver ignores
+    it (``_timer_fired`` checks ``when``)."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._heap = []
+        self._seq = 0
+        self._thread = None
+
+    def schedule(self, when, channel):
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (when, self._seq, weakref.ref(channel)))
+            if self._thread is None or not self._thread.is_alive():   # (not after a fork)
+                self._thread = threading.Thread(target=self._run, name="grpcpy-channel-timers", daemon=True)
+                self._thread.start()
+            elif self._heap[0][1] == self._seq:
+                self._cond.notify()     # earlier than what the thread waits for
+
+    def _run(self):
+        heap = self._heap
+        while True:
+            with self._cond:
+                while True:
+                    now = monotonic()
+                    if heap and heap[0][0] <= now:
+                        break
+                    self._cond.wait(None if not heap else heap[0][0] - now)
+                when, _, ref = heapq.heappop(heap)
+            channel = ref()
+            if channel is not None:
+                try:
+                    channel._on_timer(when)
+                except Exception:   # the thread serves every channel: never let it die
+                    _LOGGER.exception("channel timer failed")
+
+
+_TIMERS = _Timers()
 
 
 class _Waiter:
