@@ -272,6 +272,15 @@ class H2Config:
     reset_burst: float
     reset_rate: float
     settings_timeout: float
+    keepalive_time: float
+    keepalive_timeout: float
+    keepalive_permit_without_calls: bool
+    max_pings_without_data: int
+    min_ping_interval_without_data: float
+    max_ping_strikes: int
+    max_connection_idle: float
+    max_connection_age: float
+    max_connection_age_grace: float
 
 class H2Stream:
     @property
@@ -299,6 +308,12 @@ class H2Connection:
     def streams(self) -> dict[int, H2Stream]: ...
     @property
     def closed(self) -> bool: ...
+    @property
+    def too_many_pings(self) -> bool: ...
+    @property
+    def close_reason(self) -> str | None: ...
+    @property
+    def keepalive_pings_sent(self) -> int: ...
     @property
     def next_stream_id(self) -> int: ...
     @property

@@ -5,7 +5,9 @@ sync and the asyncio API. Unknown option names are accepted and ignored, as
 grpcio does.
 """
 import ipaddress
+import math
 import os
+import random
 import socket
 import stat
 
@@ -13,6 +15,7 @@ from grpcpy import _cext, _types
 
 DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024
 DEFAULT_MAX_METADATA = 16 * 1024
+_INT_MAX = 2 ** 31 - 1          # grpc's "infinite" for a milliseconds option
 
 
 def _as_dict(options):
@@ -32,15 +35,27 @@ class _Options:
         self.max_metadata_size = int(opts.get("grpc.max_metadata_size", DEFAULT_MAX_METADATA))
         self.max_frame_size = int(opts.get("grpc.http2.max_frame_size", 16384))
         self.bdp_probe = bool(opts.get("grpc.http2.bdp_probe", 1))
+        # keepalive (doc/keepalive.md); the rules are the core's, see
+        # _cext/h2/connection.pxi. Defaults: grpcio's for the role.
+        self.keepalive_time = _duration(opts, "grpc.keepalive_time_ms", self._default_keepalive_time)
+        self.keepalive_timeout = _duration(opts, "grpc.keepalive_timeout_ms", 20.0)
+        self.keepalive_permit_without_calls = bool(int(opts.get("grpc.keepalive_permit_without_calls", 0)))
+        self.max_pings_without_data = max(0, int(opts.get("grpc.http2.max_pings_without_data", 2)))
         algorithm = opts.get("grpc.default_compression_algorithm")
         if compression is None and algorithm is not None:
             compression = algorithm
         self.compression = _types.compression_name(compression)
 
+    _default_keepalive_time = math.inf
+
     def h2_config(self, **extra):
         config = _cext.H2Config(max_header_list_size=self.max_metadata_size,
                                 max_frame_size=max(16384, min(self.max_frame_size, 16777215)),
-                                bdp_probing=self.bdp_probe)
+                                bdp_probing=self.bdp_probe,
+                                keepalive_time=self.keepalive_time,
+                                keepalive_timeout=self.keepalive_timeout,
+                                keepalive_permit_without_calls=self.keepalive_permit_without_calls,
+                                max_pings_without_data=self.max_pings_without_data)
         for key, value in extra.items():
             setattr(config, key, value)
         return config
@@ -56,17 +71,53 @@ DEFAULT_MAX_CONCURRENT_STREAMS = 256
 
 
 class ServerOptions(_Options):
+    """Server options. Connection management (gRFC A9), grpcio's names and
+    defaults: grpc.keepalive_time_ms (2 h: the server pings a connection with
+    calls open that was silent that long), grpc.keepalive_timeout_ms (20 s),
+    grpc.keepalive_permit_without_calls (also: accept pings with no call
+    open), grpc.http2.min_ping_interval_without_data_ms (5 min),
+    grpc.http2.max_ping_strikes (2; 0: no ping policy),
+    grpc.max_connection_idle_ms, grpc.max_connection_age_ms (each connection
+    gets its own +/-10% jitter, as grpc's), grpc.max_connection_age_grace_ms
+    (all three infinite by default)."""
+
+    _default_keepalive_time = 7200.0
+
     def __init__(self, options, compression=None):
         super().__init__(options, compression)
         opts = self.raw
         self.max_concurrent_streams = int(opts.get("grpc.max_concurrent_streams", DEFAULT_MAX_CONCURRENT_STREAMS))
         self.so_reuseport = bool(opts.get("grpc.so_reuseport", 1))
+        self.min_ping_interval_without_data = _duration(
+            opts, "grpc.http2.min_ping_interval_without_data_ms", 300.0)
+        self.max_ping_strikes = max(0, int(opts.get("grpc.http2.max_ping_strikes", 2)))
+        self.max_connection_idle = _duration(opts, "grpc.max_connection_idle_ms", math.inf)
+        self.max_connection_age = _duration(opts, "grpc.max_connection_age_ms", math.inf)
+        self.max_connection_age_grace = _duration(opts, "grpc.max_connection_age_grace_ms", math.inf)
 
     def h2_config(self, **extra):
         config = super().h2_config(**extra)
         if self.max_concurrent_streams > 0:
             config.max_concurrent_streams = min(self.max_concurrent_streams, 0xFFFFFFFF)
+        config.min_ping_interval_without_data = self.min_ping_interval_without_data
+        config.max_ping_strikes = self.max_ping_strikes
+        config.max_connection_idle = self.max_connection_idle
+        config.max_connection_age_grace = self.max_connection_age_grace
+        if self.max_connection_age != math.inf:
+            # spread the connections' ends so they do not reconnect at once
+            config.max_connection_age = self.max_connection_age * random.uniform(0.9, 1.1)
         return config
+
+
+def _duration(opts, name, default):
+    """A grpc milliseconds option in seconds; grpc's INT_MAX (or more) is infinite."""
+    value = opts.get(name)
+    if value is None:
+        return default
+    value = int(value)
+    if value >= _INT_MAX:
+        return math.inf
+    return max(0, value) / 1000.0
 
 
 def _seconds(opts, name, default, floor):
@@ -89,6 +140,10 @@ class ChannelOptions(_Options):
     (JSON): the policy names in order of preference. A service config that is
     not valid JSON is kept as ``service_config_error``, which fails every call
     of the channel (grpcio fails them INVALID_ARGUMENT).
+    Keepalive (gRFC A8): grpc.keepalive_time_ms (off), grpc.keepalive_timeout_ms
+    (20 s), grpc.keepalive_permit_without_calls, grpc.http2.max_pings_without_data
+    (2; see _cext/h2/connection.pxi for how it applies). grpc.client_idle_timeout_ms
+    (30 min): an unused channel goes IDLE and closes its connections.
     """
 
     def __init__(self, options, compression=None):
@@ -105,6 +160,8 @@ class ChannelOptions(_Options):
         self.dns_min_time_between_resolutions = _seconds(
             opts, "grpc.dns_min_time_between_resolutions_ms", 30.0, 0.0)
         self.lb_policy_name = opts.get("grpc.lb_policy_name")
+        # an unused channel goes IDLE after this (grpcio's default: 30 min)
+        self.client_idle_timeout = _duration(opts, "grpc.client_idle_timeout_ms", 1800.0)
         self.lb_config_names = None     # from the service config: policy names, first choice first
         self.service_config_error = None
         config = opts.get("grpc.service_config")

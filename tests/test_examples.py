@@ -39,3 +39,10 @@ def test_fork_workers():
         "workers ok: 3 of 3",
         "parent: echo:after fork",
     ]
+
+
+def test_keepalive():
+    lines = _run("keepalive.py")
+    assert lines == ["call across the server's max_connection_age: done after 1.0 s",
+                     "next call: done after 0 s",
+                     "connections the server saw: 2"]

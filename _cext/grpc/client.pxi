@@ -470,7 +470,8 @@ cdef class ClientConnection(GrpcConnection):
         elif remote and code == ERR_REFUSED_STREAM and self._requeue_refused(call, s):
             pass
         elif self.closed:
-            self._end(call, SC_UNAVAILABLE, "connection failed (HTTP/2 error code %d)" % code, None)
+            self._end(call, SC_UNAVAILABLE, self.close_reason or "connection failed (HTTP/2 error code %d)" % code,
+                      None)
         elif remote:
             self._end(call, status_for_reset(code),
                       "Received RST_STREAM with error code %d" % code, None)

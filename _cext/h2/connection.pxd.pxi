@@ -42,6 +42,17 @@ cdef class H2Config:
     cdef public double reset_burst
     cdef public double reset_rate
     cdef public double settings_timeout             # seconds for the peer's SETTINGS ACK
+    # keepalive and connection management (doc/keepalive.md, gRFC A8/A9);
+    # durations in seconds, inf: off. See "Keepalive" in connection.pxi.
+    cdef public double keepalive_time               # PING after this long without input
+    cdef public double keepalive_timeout            # ... and close if nothing arrives within this
+    cdef public bint keepalive_permit_without_calls # ping (client) / accept pings (server) with no call open
+    cdef public Py_ssize_t max_pings_without_data   # 0: no limit
+    cdef public double min_ping_interval_without_data   # server ping policy; 0 with
+    cdef public Py_ssize_t max_ping_strikes             # max_ping_strikes 0: no policy
+    cdef public double max_connection_idle          # server
+    cdef public double max_connection_age           # server (the caller applies the jitter)
+    cdef public double max_connection_age_grace     # server
 
 
 cdef class H2Connection:
@@ -105,6 +116,20 @@ cdef class H2Connection:
     cdef double _reset_stamp
     cdef double _now                            # the time of the call being handled
 
+    # keepalive and connection management
+    cdef double _last_recv                      # when bytes last arrived
+    cdef double _ka_sent_at                     # keepalive PING unanswered since, -1 none
+    cdef Py_ssize_t _pings_without_data         # keepalive PINGs since we last sent HEADERS/DATA
+    cdef double _last_ping_recv                 # server policy: previous PING, -1 none since a reset
+    cdef Py_ssize_t _ping_strikes
+    cdef double _started_at
+    cdef double _idle_since                     # server: when the last call ended
+    cdef double _grace_ends                     # server: age grace end, inf none
+    cdef bint _close_when_drained               # idle/age GOAWAY: close once no stream is left
+    cdef readonly bint too_many_pings           # the peer's GOAWAY said ENHANCE_YOUR_CALM "too_many_pings"
+    cdef readonly object close_reason           # why this side closed the connection (str) or None
+    cdef readonly Py_ssize_t keepalive_pings_sent
+
     cpdef initiate(self, double now=*)
     cdef _send_settings(self, list settings, double now)
     cpdef update_settings(self, dict changes, double now=*)
@@ -163,6 +188,10 @@ cdef class H2Connection:
     cpdef list data_to_send_chunks(self)
     cpdef double next_timer(self)
     cpdef list handle_timeout(self, double now)
+    cdef bint _keepalive_due(self)
+    cdef void _connection_timers(self, double now)
+    cdef void _start_idle_or_age_goaway(self, double now, double grace)
+    cdef inline void _sent_headers_or_data(self)
     cdef inline void _push(self, H2Event ev)
     cdef int _on_headers(self, H2Stream s, object headers, bint end_stream) except -1
     cdef int _on_header_list_too_large(self, H2Stream s, bint end_stream) except -1

@@ -32,6 +32,30 @@
 # that arrive while it is in flight, and when a window's worth arrives within
 # one round trip the window is doubled (up to max_window_size).
 #
+# Keepalive and connection management (doc/keepalive.md, gRFC A8 and A9) are
+# timers here too, for both roles, read through next_timer/handle_timeout:
+# - keepalive: keepalive_time after the last bytes arrived, a PING goes out;
+#   when nothing at all arrives within keepalive_timeout of it, the connection
+#   is closed ("keepalive watchdog timeout") and its calls fail. Any input
+#   proves the peer alive, not only the PING's ACK. Without an open stream
+#   pings are sent only with keepalive_permit_without_calls.
+# - max_pings_without_data bounds the keepalive PINGs sent in a row while no
+#   stream is open and we send no HEADERS or DATA (an idle connection kept
+#   alive); while a stream is open keepalive PINGs are never held back: a dead
+#   peer must be found within keepalive_time + keepalive_timeout however long
+#   the open calls have been silent, which is when it costs something. A
+#   server that finds the pings too frequent says so (GOAWAY too_many_pings,
+#   too_many_pings below) and the channel doubles its keepalive_time.
+# - server ping policy (grpc-core's): a PING that comes sooner than
+#   min_ping_interval_without_data after the previous one (two hours when no
+#   stream is open and keepalive_permit_without_calls is off) is a strike; past
+#   max_ping_strikes the connection ends with GOAWAY(ENHANCE_YOUR_CALM,
+#   "too_many_pings"). Sending HEADERS or DATA clears the strikes.
+# - server max_connection_idle (no stream open for that long) and
+#   max_connection_age: the graceful two-step GOAWAY; once no stream is left
+#   the connection closes; max_connection_age_grace after the first GOAWAY it
+#   closes whatever still runs.
+#
 # The fields and cdef signatures of its classes: connection.pxd.pxi.
 
 cpdef enum H2EventKind:
@@ -57,6 +81,11 @@ cdef uint32_t MAX_STREAM_ID = 0x7fffffff
 # Opaque payloads of the PINGs the core sends for itself.
 cdef bytes BDP_PING = b"grpcpyBD"
 cdef bytes SHUTDOWN_PING = b"grpcpyGA"
+cdef bytes KEEPALIVE_PING = b"grpcpyKA"
+# A server's ping policy while no stream is open and pings without calls are
+# not permitted: one PING per two hours (TCP keepalive's RFC 1122 minimum).
+cdef double IDLE_PING_INTERVAL = 7200.0
+cdef double _INF = float("inf")
 # Output is sealed into a bytes piece whenever DATA frames have filled the
 # WriteBuffer to this size. A large message thus leaves as a list of pieces of
 # this size (data_to_send_chunks), never as one object of its whole size:
@@ -162,6 +191,15 @@ cdef class H2Config:
         self.reset_burst = 1000.0
         self.reset_rate = 100.0
         self.settings_timeout = 10.0
+        self.keepalive_time = _INF
+        self.keepalive_timeout = 20.0
+        self.keepalive_permit_without_calls = False
+        self.max_pings_without_data = 2
+        self.min_ping_interval_without_data = 0.0
+        self.max_ping_strikes = 0
+        self.max_connection_idle = _INF
+        self.max_connection_age = _INF
+        self.max_connection_age_grace = _INF
         for name, value in options.items():
             if not hasattr(self, name):
                 raise TypeError("unknown H2Config option %r" % name)
@@ -217,6 +255,18 @@ cdef class H2Connection:
         self.transport_paused = False
         self._reset_tokens = config.reset_burst
         self._reset_stamp = -1.0
+        self._last_recv = 0.0
+        self._ka_sent_at = -1.0
+        self._pings_without_data = 0
+        self._last_ping_recv = -1.0
+        self._ping_strikes = 0
+        self._started_at = 0.0
+        self._idle_since = 0.0
+        self._grace_ends = _INF
+        self._close_when_drained = False
+        self.too_many_pings = False
+        self.close_reason = None
+        self.keepalive_pings_sent = 0
 
     # ------------------------------------------------------------------
     # starting
@@ -226,6 +276,7 @@ cdef class H2Connection:
         only) and our SETTINGS, plus the connection window increase."""
         cdef H2Config c = self.config
         cdef list settings = []
+        self._last_recv = self._started_at = self._idle_since = now
         if self.role == ROLE_CLIENT:
             self._out.write(CONNECTION_PREFACE)
         if c.header_table_size != 4096:
@@ -285,6 +336,8 @@ cdef class H2Connection:
         if self.closed:
             return []
         self._now = now
+        self._last_recv = now
+        self._ka_sent_at = -1.0     # any input answers the keepalive PING
         try:
             if not self._preface_received:
                 data = self._read_magic(data)
@@ -633,6 +686,8 @@ cdef class H2Connection:
             self.local_open -= 1
         else:
             self.peer_open -= 1
+            if self.peer_open == 0:
+                self._idle_since = self._now
         s._out = []
         s.pending_bytes = 0
         s._out_trailers = None
@@ -783,14 +838,28 @@ cdef class H2Connection:
     # -- PING, GOAWAY ------------------------------------------------------------
 
     cdef int _recv_ping(self, Frame f, double now) except -1:
+        cdef double interval
         if f.flags & FLAG_ACK:
             if self._bdp_in_flight and f.data == BDP_PING:
                 return self._bdp_ack(now)
             if self._shutdown_phase == 1 and f.data == SHUTDOWN_PING:
                 self._finish_graceful_shutdown()
                 return 0
+            if f.data == KEEPALIVE_PING:
+                return 0        # receive_data already took it as a sign of life
             self._on_ping_acked(f.data)
             return 0
+        if self.config.max_ping_strikes > 0 and self.role == ROLE_SERVER:
+            # grpc-core's ping abuse policy (see the top of this file)
+            if not self.config.keepalive_permit_without_calls and self.peer_open == 0:
+                interval = IDLE_PING_INTERVAL
+            else:
+                interval = self.config.min_ping_interval_without_data
+            if self._last_ping_recv >= 0 and now < self._last_ping_recv + interval:
+                self._ping_strikes += 1
+                if self._ping_strikes > self.config.max_ping_strikes:
+                    raise _ConnectionError(ERR_ENHANCE_YOUR_CALM, "too_many_pings")
+            self._last_ping_recv = now
         write_ping_frame(self._out, f.data, True)
         self._control_reply()
         self._on_ping_received(f.data)
@@ -802,6 +871,8 @@ cdef class H2Connection:
         cdef list refused = []
         if last < self.peer_goaway_last_id:
             self.peer_goaway_last_id = last
+        if f.error_code == ERR_ENHANCE_YOUR_CALM and f.data == b"too_many_pings":
+            self.too_many_pings = True
         # Streams we opened above last_stream_id were never processed: they
         # are closed now and may be retried on another connection (§6.8).
         for s in list(self.streams.values()):
@@ -849,6 +920,7 @@ cdef class H2Connection:
         self._sealed = []
         write_goaway_frame(self._out, self.last_peer_stream_id, code, message.encode("utf-8", "replace")[:256])
         self.closed = True
+        self.close_reason = message
         for s in list(self.streams.values()):
             self._forget(s, CL_RESET_SENT)
             self._on_stream_reset(s, code, False, False)
@@ -912,6 +984,7 @@ cdef class H2Connection:
     cdef int _write_headers(self, H2Stream s, object headers, bint end_stream) except -1:
         cdef bytes block = self._encoder.encode(headers)
         write_headers_frame(self._out, s.stream_id, block, end_stream, self.peer_max_frame_size)
+        self._sent_headers_or_data()
         if s.state == ST_IDLE:
             s.state = ST_HALF_CLOSED_LOCAL if end_stream else ST_OPEN
         elif end_stream:
@@ -1018,6 +1091,7 @@ cdef class H2Connection:
         end = (n == s.pending_bytes and s._out_end and s._out_trailers is None)
         flags = FLAG_END_STREAM if end else 0
         self._out.write_frame_header(<uint32_t>n, FT_DATA, flags, s.stream_id)
+        self._sent_headers_or_data()
         # the payload is gathered from the queued chunks (a frame may span
         # several: a message prefix and its body, or small messages)
         left = n
@@ -1150,9 +1224,42 @@ cdef class H2Connection:
 
     cpdef double next_timer(self):
         """When handle_timeout should next be called (inf: never)."""
+        cdef H2Config c = self.config
+        cdef double t = _INF
         if self._settings_sent_at >= 0:
-            return self._settings_sent_at + self.config.settings_timeout
-        return float("inf")
+            t = self._settings_sent_at + c.settings_timeout
+        if self.closed:
+            return t
+        if self._ka_sent_at >= 0:
+            t = min(t, self._ka_sent_at + c.keepalive_timeout)
+        elif c.keepalive_time != _INF and self._keepalive_due():
+            t = min(t, self._last_recv + c.keepalive_time)
+        if self.role == ROLE_SERVER:
+            if self._shutdown_phase == 0:
+                if c.max_connection_age != _INF:
+                    t = min(t, self._started_at + c.max_connection_age)
+                if c.max_connection_idle != _INF and self.peer_open == 0:
+                    t = min(t, self._idle_since + c.max_connection_idle)
+            elif self._close_when_drained:
+                if self._shutdown_phase == 2 and self.peer_open == 0:
+                    return self._now        # drained: close at once
+                t = min(t, self._grace_ends)
+        return t
+
+    cdef bint _keepalive_due(self):
+        """Whether keepalive PINGs go out now (the rule at the top of this file)."""
+        cdef Py_ssize_t limit
+        if self.local_open + self.peer_open > 0:
+            return True
+        if not self.config.keepalive_permit_without_calls:
+            return False
+        limit = self.config.max_pings_without_data
+        return limit <= 0 or self._pings_without_data < limit
+
+    cdef inline void _sent_headers_or_data(self):
+        self._pings_without_data = 0
+        self._ping_strikes = 0
+        self._last_ping_recv = -1.0
 
     cpdef list handle_timeout(self, double now):
         self._now = now
@@ -1160,7 +1267,44 @@ cdef class H2Connection:
             if not self.closed:
                 self._terminate(ERR_SETTINGS_TIMEOUT, "SETTINGS not acknowledged in time", now)
                 self._push(_event(EV_SETTINGS_TIMEOUT, 0))
+        if not self.closed:
+            self._connection_timers(now)
         return self._take_events()
+
+    cdef void _connection_timers(self, double now):
+        """Keepalive, idle and age (see the top of this file)."""
+        cdef H2Config c = self.config
+        if self._ka_sent_at >= 0:
+            if now >= self._ka_sent_at + c.keepalive_timeout:
+                self._terminate(ERR_NO_ERROR, "keepalive watchdog timeout", now)
+                return
+        elif c.keepalive_time != _INF and now >= self._last_recv + c.keepalive_time and self._keepalive_due():
+            write_ping_frame(self._out, KEEPALIVE_PING, False)
+            self._ka_sent_at = now
+            self.keepalive_pings_sent += 1
+            if self.local_open + self.peer_open == 0:
+                self._pings_without_data += 1
+        if self.role != ROLE_SERVER:
+            return
+        if self._shutdown_phase == 0:
+            if now >= self._started_at + c.max_connection_age:
+                self._start_idle_or_age_goaway(now, c.max_connection_age_grace)
+            elif self.peer_open == 0 and now >= self._idle_since + c.max_connection_idle:
+                self._start_idle_or_age_goaway(now, _INF)
+        elif self._close_when_drained:
+            if self._shutdown_phase == 2 and self.peer_open == 0:
+                # the final GOAWAY is written; the facade sends it and closes
+                self.closed = True
+                self.close_reason = "connection drained after GOAWAY"
+                self._on_terminated(ERR_NO_ERROR, self.close_reason, False)
+            elif now >= self._grace_ends:
+                # calls still running after the grace end with the connection
+                self._terminate(ERR_NO_ERROR, "max_connection_age_grace expired", now)
+
+    cdef void _start_idle_or_age_goaway(self, double now, double grace):
+        self._close_when_drained = True
+        self._grace_ends = now + grace
+        self.start_graceful_shutdown()
 
     # ------------------------------------------------------------------
     # hooks: the base class reports events; grpc/ overrides these.

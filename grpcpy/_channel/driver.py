@@ -24,7 +24,9 @@ the inputs below):
 ==============================================  ====================================================
 
 and it reports a lost connection with ``_connection_lost(now, conn)``.  A
-connection object has ``sub_id`` and ``closed``.
+connection object has ``sub_id``, ``closed`` and ``core`` (its sans-IO
+ClientConnection, whose ``closed``, ``local_open`` and ``too_many_pings`` the
+driver reads).
 
 Calls.  ``_pick_now()`` is the per-call path: the ready connection the
 policy picks, or None.  A call that gets None goes to ``_submit(call, now)``,
@@ -45,6 +47,19 @@ details)``: an aio call is one; the sync channel queues a small waiter for
 the blocked thread.  Calls wait in the driver's queue, whose deadlines share
 the plane's timer.  While calls wait, an IDLE plane (its connection was lost
 before they could start) is asked to connect again.
+
+Connection management at the channel level (the connections' own keepalive
+timers are the core's):
+
+- keepalive_time: a connection that ends with GOAWAY(ENHANCE_YOUR_CALM,
+  "too_many_pings") doubles the channel's keepalive time, for every later
+  connection of the channel (gRFC A8).
+- grpc.client_idle_timeout_ms: a channel whose connections carried no call
+  for that long goes IDLE and closes them; the next call reconnects.  The
+  check runs on the driver's timer every idle_timeout while connected: it
+  finds the channel idle when no call was picked since the previous check
+  and no stream is open, so an idle channel closes between one and two
+  timeouts after its last call.
 """
 
 import collections
@@ -60,6 +75,7 @@ from grpcpy._options import ChannelOptions
 __all__ = ["ChannelDriver", "NO_PREFACE"]
 
 _INF = math.inf
+_MAX_KEEPALIVE = (2 ** 31 - 1) / 1000.0    # grpc's INT_MAX milliseconds
 _STATES = list(_types.ChannelConnectivity)
 _StatusCode = _types.StatusCode
 
@@ -88,6 +104,12 @@ class ChannelDriver:
         self._queue = collections.deque()
         self._closed = False
         self._timer_at = _INF       # when the armed timer fires
+        self._keepalive_time = self._options.keepalive_time
+        idle = self._options.client_idle_timeout
+        self._idle_timeout = idle if idle > 0 else _INF
+        self._picks = 0             # calls that looked for a connection (activity, for the idle check)
+        self._picks_seen = 0        # ... at the previous idle check
+        self._idle_check_at = _INF
 
     # -- hooks (the facade's) ----------------------------------------------------------
 
@@ -112,7 +134,8 @@ class ChannelDriver:
         """The sans-IO client connection of a new transport."""
         opts = self._options
         return _cext.ClientConnection(self._authority.encode("ascii"), self._scheme.encode("ascii"),
-                                      opts.h2_config(), opts.max_receive_message_length,
+                                      opts.h2_config(keepalive_time=self._keepalive_time),
+                                      opts.max_receive_message_length,
                                       opts.max_send_message_length, opts.user_agent)
 
     def _tls_verdict(self, ssl_object):
@@ -130,11 +153,14 @@ class ChannelDriver:
 
     def _pick_now(self):
         """The connection a call starts on now, or None (then ``_submit``)."""
+        self._picks += 1
         sub = self._plane.pick()
         if sub is None:
             return None
         conn = self._connections.get(sub)
-        if conn is None or conn.closed:
+        if conn is None or conn.closed or conn.core.closed:
+            # (core.closed: the core ended it - a keepalive timeout - and the
+            # facade has yet to report the loss; the call waits for the next one)
             return None
         return conn
 
@@ -223,7 +249,7 @@ class ChannelDriver:
             actions = plane.take_actions()   # a refused connect moves the policy on
         if plane.take_state_changes():
             self._on_state_change(_STATES[plane.state])
-        when = plane.next_timer()
+        when = min(plane.next_timer(), self._idle_check_at)
         if self._queue:
             self._run_queue(now)
             for call in self._queue:
@@ -239,7 +265,22 @@ class ChannelDriver:
         self._timer_at = _INF
         now = max(now, when)    # a loop may run a timer a hair early
         self._plane.timer(now)
+        if self._idle_check_at <= now:
+            self._idle_check(now)
         self._drive(now)
+
+    def _idle_check(self, now):
+        """grpc.client_idle_timeout_ms (see the module docstring)."""
+        self._idle_check_at = _INF
+        if not self._connections or self._closed:
+            return          # armed again by the next connection
+        busy = (self._queue or self._picks != self._picks_seen
+                or any(conn.core.local_open for conn in self._connections.values()))
+        if busy:
+            self._picks_seen = self._picks
+            self._idle_check_at = now + self._idle_timeout
+        else:
+            self._plane.enter_idle(now)     # 'close' actions for the connections
 
     # -- the facade's reports ------------------------------------------------------------------
 
@@ -271,6 +312,9 @@ class ChannelDriver:
         if self._closed:
             return False
         self._connections[sub_id] = conn
+        if self._idle_check_at == _INF and self._idle_timeout != _INF:
+            self._picks_seen = self._picks
+            self._idle_check_at = now + self._idle_timeout
         self._plane.connect_succeeded(now, sub_id)
         if conn.closed and self._connections.get(sub_id) is conn:
             # lost before it was registered (e.g. reset by a server that is
@@ -287,6 +331,10 @@ class ChannelDriver:
 
     def _connection_lost(self, now, conn):
         """A registered connection closed, failed or got GOAWAY."""
+        core = getattr(conn, "core", None)
+        if core is not None and core.too_many_pings and self._keepalive_time != _INF:
+            # the server's ping policy: ping half as often from now on (gRFC A8)
+            self._keepalive_time = min(self._keepalive_time * 2, _MAX_KEEPALIVE)
         if self._connections.get(conn.sub_id) is conn:
             del self._connections[conn.sub_id]
             if not self._closed:

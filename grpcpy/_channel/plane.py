@@ -234,6 +234,15 @@ class ChannelPlane:
                 self._back_to_idle(now, sub)
         self._update()
 
+    def enter_idle(self, now):
+        """The channel went unused (grpc.client_idle_timeout_ms): drop every
+        connection ('close' actions) and go IDLE; the next
+        ``request_connection`` connects again."""
+        if self._shutdown:
+            return
+        self._policy.enter_idle()
+        self._update()
+
     def shutdown(self):
         if self._shutdown:
             return

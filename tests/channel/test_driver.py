@@ -44,11 +44,19 @@ class Recorder(ChannelDriver):
         self._timer_fired(now, self.armed[-1])
 
 
+class Core:
+    """What the driver reads of a connection's core."""
+    closed = False
+    local_open = 0
+    too_many_pings = False
+
+
 class Conn:
     closed = False
 
     def __init__(self, sub_id):
         self.sub_id = sub_id
+        self.core = Core()
 
 
 class Call:
@@ -244,3 +252,43 @@ def test_a_service_config_that_is_not_json(config):
     d._submit(call, 0.0)
     code, details = call.outcome
     assert code == "INVALID_ARGUMENT" and "JSON parsing failed" in details
+
+
+def test_client_idle_timeout_closes_an_unused_connection_and_the_next_call_reconnects():
+    d = Recorder(options=FIXED + [("grpc.client_idle_timeout_ms", 10000)])
+    d._submit(Call(), 0.0)
+    [(_, sub, _, _)] = d.take("connect")
+    conn = Conn(sub)
+    d._connect_done(0.1, sub, conn)
+    d.fire(1.0)                         # the connect deadline's timer, armed before
+    assert d.armed[-1] == 10.1
+    d._pick_now()                       # a call at 5 s: still in use at the first check
+    d.fire(10.1)
+    assert d.take("close") == [] and d.armed[-1] == 20.1
+    conn.core.local_open = 1            # a stream open: in use
+    d.fire(20.1)
+    assert d.take("close") == [] and d.armed[-1] == 30.1
+    conn.core.local_open = 0
+    d.fire(30.1)
+    assert d.take("close") == [("close", sub, conn)]
+    assert d.states[-1] == "IDLE" and d._pick_now() is None
+    call = Call()
+    d._submit(call, 31.0)
+    [(_, sub2, _, _)] = d.take("connect")
+    conn2 = Conn(sub2)
+    d._connect_done(31.1, sub2, conn2)
+    assert call.outcome is conn2
+    d.fire(32.0)                        # the connect deadline's timer
+    assert d.armed[-1] == 41.1
+
+
+def test_too_many_pings_doubles_the_keepalive_time_of_later_connections():
+    d = Recorder(options=FIXED + [("grpc.keepalive_time_ms", 1000)])
+    d._submit(Call(), 0.0)
+    [(_, sub, _, _)] = d.take("connect")
+    conn = Conn(sub)
+    d._connect_done(0.1, sub, conn)
+    assert d._new_core().config.keepalive_time == 1.0
+    conn.core.too_many_pings = True
+    d._connection_lost(5.0, conn)
+    assert d._keepalive_time == 2.0 and d._new_core().config.keepalive_time == 2.0

@@ -102,6 +102,16 @@ class LoadBalancingPolicy:
             self._connect(now)
             self._report()
 
+    def enter_idle(self):
+        """The channel is unused: disconnect everything and stay IDLE until
+        ``exit_idle``."""
+        self.idle = True
+        for sub in self.subchannels:
+            self.helper.disconnect(sub)
+        self._reset_failures()
+        self._error = None
+        self._report()
+
     def _connect(self, now):
         """Connect what the policy wants connected (nothing while idle)."""
         raise NotImplementedError

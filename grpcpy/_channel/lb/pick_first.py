@@ -60,6 +60,10 @@ class PickFirst(LoadBalancingPolicy):
             self._connect(now)
         self._report()
 
+    def enter_idle(self):
+        self.selected = None
+        super().enter_idle()
+
     def _connect(self, now):
         if self.idle or self.selected is not None:
             return
