@@ -93,6 +93,7 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
         self._init_driver(target, options, credentials, compression)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._timer = None
         self._subscribers = []
         self._last_published = None
         self._notifier = _Notifier()
