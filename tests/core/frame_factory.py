@@ -200,12 +200,14 @@ class Harness:
     nothing is pending either way.
     """
 
-    def __init__(self, role="server", config=None, handshake=True, **config_kw):
+    def __init__(self, role="server", config=None, handshake=True, core=None, **config_kw):
         self.role = role
-        if config is None:
-            config_kw.setdefault("bdp_probing", False)
-            config = c.H2Config(**config_kw)
-        self.core = c.H2Connection(client=(role == "client"), config=config)
+        if core is None:
+            if config is None:
+                config_kw.setdefault("bdp_probing", False)
+                config = c.H2Config(**config_kw)
+            core = c.H2Connection(client=(role == "client"), config=config)
+        self.core = core
         self.peer = Peer(client=(role == "server"))
         self.now = 0.0
         self.events = []
