@@ -455,7 +455,10 @@ class ServerRules:
         """A pending call whose handler may start (the end of the event
         batch that started it, or that completed its request): hand it to
         the facade's _run_handler, unless it must wait for its request."""
-        if ctx._finished or ctx._awaits_request():
+        if ctx._finished:
+            return
+        handler = ctx._handler      # ctx._awaits_request(), inline: once per call
+        if handler is not None and not handler.request_streaming and not ctx._half_closed:
             return
         ctx._pending = False
         self._run_handler(ctx)
