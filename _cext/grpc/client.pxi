@@ -130,9 +130,9 @@ cdef class ClientConnection(GrpcConnection):
         self._arm_deadline(call)
         if self.closed:
             self._end(call, SC_UNAVAILABLE, "connection is closed", None)
-        elif self.going_away:
+        elif self._going_away():
             self._end(call, SC_UNAVAILABLE, "connection is going away", None)
-        elif self._waiting or not self.can_open_stream:
+        elif self._waiting or not self._can_open():
             self._waiting.append(call)
         else:
             self._activate(call)
@@ -183,7 +183,7 @@ cdef class ClientConnection(GrpcConnection):
         head of the queue for a stream slot, to be sent again (see
         REPLAY_LIMIT). False when it cannot be."""
         if (call._replay is None or call.headers_received or call.state != CS_ACTIVE
-                or call._refusals >= MAX_REFUSALS or self.closed or self.going_away):
+                or call._refusals >= MAX_REFUSALS or self.closed or self._going_away()):
             return False
         call._refusals += 1
         s.call = None
@@ -205,7 +205,7 @@ cdef class ClientConnection(GrpcConnection):
 
     cdef int _start_waiting(self) except -1:
         cdef ClientCall call
-        while self._waiting and self.can_open_stream:
+        while self._waiting and self._can_open():
             call = <ClientCall>self._waiting.pop(0)
             if call.state == CS_WAITING:
                 self._activate(call)

@@ -139,6 +139,8 @@ cdef class H2Connection:
     cdef int _dispatch(self, Frame f, double now) except -1
     cdef inline object _active(self, uint32_t sid)
     cdef inline bint _peer_initiated(self, uint32_t sid)
+    cdef inline bint _going_away(self)
+    cdef inline bint _can_open(self)
     cdef bint _is_idle(self, uint32_t sid)
     cdef int _frame_on_closed(self, Frame f) except -1
     cdef int _recv_data(self, Frame f, double now) except -1

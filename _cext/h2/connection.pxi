@@ -958,6 +958,11 @@ cdef class H2Connection:
     def can_open_stream(self):
         """True when a new stream fits the peer's MAX_CONCURRENT_STREAMS and
         the connection is usable."""
+        return self._can_open()
+
+    cdef inline bint _can_open(self):
+        # (the core's own callers use this: a property read from Cython
+        # goes through Python's generic getattr, ~1k instructions)
         return (not self.closed and self.peer_goaway_last_id == 0xffffffff
                 and self.goaway_sent_last_id == 0xffffffff
                 and self.next_stream_id <= MAX_STREAM_ID
@@ -1174,6 +1179,9 @@ cdef class H2Connection:
 
     @property
     def going_away(self):
+        return self._going_away()
+
+    cdef inline bint _going_away(self):
         return self.goaway_sent_last_id != 0xffffffff or self.peer_goaway_last_id != 0xffffffff
 
     # ------------------------------------------------------------------
