@@ -73,13 +73,18 @@ def measure(impl, requests, body):
         ok = _h2load(port, body, requests)
         used = _cpu(proc) - before
     finally:
-        try:
-            proc.stdin.write("quit\n")
-            proc.stdin.flush()
-        except OSError:
-            pass
-        proc.wait(10)
+        _stop(proc)
     return ok, used
+
+
+def _stop(proc):
+    """Tell a server started by _start to quit, and wait for it."""
+    try:
+        proc.stdin.write("quit\n")
+        proc.stdin.flush()
+    except OSError:
+        pass
+    proc.wait(10)
 
 
 def measure_together(impls, requests, body):
@@ -103,12 +108,7 @@ def measure_together(impls, requests, body):
         return {impl: (done[impl], _cpu(proc) - before[impl]) for impl, (proc, _) in started.items()}
     finally:
         for proc, _ in started.values():
-            try:
-                proc.stdin.write("quit\n")
-                proc.stdin.flush()
-            except OSError:
-                pass
-            proc.wait(10)
+            _stop(proc)
 
 
 def main(argv=None):
