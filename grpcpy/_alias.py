@@ -34,3 +34,33 @@ def install():
     sys.modules["grpc.experimental"] = grpcpy.experimental
     sys.modules["grpc.experimental.aio"] = grpcpy.aio
     sys.modules["grpc._utilities"] = grpcpy._utilities
+    sys.meta_path.insert(0, _ChannelzFinder())
+
+
+class _ChannelzFinder:
+    """grpcio-channelz's servicer module (grpc_channelz.v1.channelz) answers
+    from grpcio's C core (grpc._cython), which the alias does not have and
+    which knows nothing of grpcpy's channels. Under the alias that one name
+    imports grpcpy.channelz's servicer instead: ``add_channelz_servicer``,
+    ``ChannelzServicer`` and ``aio.ChannelzServicer``. The package's message
+    and stub modules (channelz_pb2, channelz_pb2_grpc) stay the real ones:
+    they use only the public API. Its private modules that read the C core
+    (_servicer, _async) still fail to import, naming grpc._cython."""
+
+    NAME = "grpc_channelz.v1.channelz"
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.NAME:
+            return None
+        import importlib.util
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        from grpcpy import channelz
+        module.add_channelz_servicer = channelz.add_channelz_servicer
+        module.ChannelzServicer = channelz.ChannelzServicer
+        module.aio = types.SimpleNamespace(ChannelzServicer=channelz.AioChannelzServicer)
+        module.__all__ = ["ChannelzServicer", "add_channelz_servicer", "aio"]

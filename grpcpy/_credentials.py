@@ -139,6 +139,10 @@ def _is_spiffe_id(uri):
 
 def _load_chain(ctx, certificate_chain, private_key):
     """ssl.SSLContext.load_cert_chain from PEM bytes in memory."""
+    # (the standard library cannot tell which certificate a context holds:
+    # kept for channelz's socket security, the local certificate)
+    if getattr(ctx, "grpcpy_certificate_chain", None) is None:
+        ctx.grpcpy_certificate_chain = certificate_chain
     if hasattr(os, "memfd_create"):
         fds = []
         try:

@@ -12,10 +12,20 @@ import socket
 import stat
 
 from grpcpy import _cext, _types
+from grpcpy._channel.service_config import parse_service_config
 
 DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024
 DEFAULT_MAX_METADATA = 16 * 1024
 _INT_MAX = 2 ** 31 - 1          # grpc's "infinite" for a milliseconds option
+# Request bytes one call keeps for replaying to a retry (grpcio's default);
+# a call whose buffered requests pass it commits to its current attempt.
+DEFAULT_PER_RPC_RETRY_BUFFER = 256 * 1024
+# The same for all the calls of a channel together.  grpcio has no such bound
+# (grpc-java's is 16 MiB, the value here): without one, many concurrent
+# streaming calls could each hold their full per-call buffer, so the memory a
+# channel pins for replay would grow with the number of calls.  16 MiB lets
+# 64 calls hold a full buffer at once; past it, new buffering commits calls.
+DEFAULT_RETRY_BUFFER = 16 * 1024 * 1024
 
 
 def _as_dict(options):
@@ -137,9 +147,18 @@ class ChannelOptions(_Options):
     minimum connect timeout, 20 s), grpc.testing.fixed_reconnect_backoff_ms
     (no growth, no jitter). grpc.dns_min_time_between_resolutions_ms (30 s).
     grpc.lb_policy_name, and the loadBalancingConfig of grpc.service_config
-    (JSON): the policy names in order of preference. A service config that is
-    not valid JSON is kept as ``service_config_error``, which fails every call
-    of the channel (grpcio fails them INVALID_ARGUMENT).
+    (JSON): the policy names in order of preference.
+    Service config (doc/service_config.md; grpcpy/_channel/service_config.py):
+    grpc.service_config, parsed once here; an invalid one raises
+    ServiceConfigError (a ValueError naming the field), so the channel is
+    never made (grpcio makes it and fails every call INVALID_ARGUMENT).
+    grpc.service_config_disable_resolution: 1 ignores the resolver's config
+    (DNS TXT records) and uses grpc.service_config alone; 0 also looks TXT
+    records up for names of the system resolver (not given: only for targets
+    naming a DNS server, see ChannelPlane). Retries (gRFC A6):
+    grpc.enable_retries (on), grpc.per_rpc_retry_buffer_size (256 KiB, as
+    grpcio) and grpc.retry_buffer_size (16 MiB for all the calls of the
+    channel together; see below).
     Keepalive (gRFC A8): grpc.keepalive_time_ms (off), grpc.keepalive_timeout_ms
     (20 s), grpc.keepalive_permit_without_calls, grpc.http2.max_pings_without_data
     (2; see _cext/h2/connection.pxi for how it applies). grpc.client_idle_timeout_ms
@@ -163,30 +182,27 @@ class ChannelOptions(_Options):
         # an unused channel goes IDLE after this (grpcio's default: 30 min)
         self.client_idle_timeout = _duration(opts, "grpc.client_idle_timeout_ms", 1800.0)
         self.lb_config_names = None     # from the service config: policy names, first choice first
-        self.service_config_error = None
+        # the user's service config: the channel's default, and its only one
+        # when resolution is disabled or the resolver gives none
+        self.service_config = None
         config = opts.get("grpc.service_config")
         if config:
-            self._parse_service_config(config)
+            self.service_config = parse_service_config(config)
+            self.lb_config_names = self.service_config.lb_config_names
+        # None when not given: the plane's choice of where to look TXT records up
+        disable = opts.get("grpc.service_config_disable_resolution")
+        self.service_config_disable_resolution = None if disable is None else bool(int(disable))
+        self.enable_retries = bool(int(opts.get("grpc.enable_retries", 1)))
+        # client-side health checking off whatever the service config says (gRFC A17)
+        self.inhibit_health_checking = bool(int(opts.get("grpc.inhibit_health_checking", 0)))
+        self.per_rpc_retry_buffer_size = max(0, int(opts.get("grpc.per_rpc_retry_buffer_size",
+                                                             DEFAULT_PER_RPC_RETRY_BUFFER)))
+        self.retry_buffer_size = max(0, int(opts.get("grpc.retry_buffer_size", DEFAULT_RETRY_BUFFER)))
 
     @classmethod
     def of(cls, options):
         """``options`` as ChannelOptions (grpcio's pairs, a dict, None, or already parsed)."""
         return options if isinstance(options, cls) else cls(options)
-
-    def _parse_service_config(self, text):
-        import json
-        try:
-            config = json.loads(text)
-            if not isinstance(config, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            self.service_config_error = "JSON parsing failed: %s" % exc
-            return
-        lb = config.get("loadBalancingConfig")
-        if isinstance(lb, list):
-            self.lb_config_names = [name for entry in lb if isinstance(entry, dict) for name in entry]
-        elif isinstance(config.get("loadBalancingPolicy"), str):   # the older field
-            self.lb_config_names = [config["loadBalancingPolicy"].lower()]
 
 
 def set_nodelay(sock):

@@ -72,7 +72,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(1, ROOT)
 
-from bench_peers import IMPLS, SMALL, SYNC_IMPLS, UNARY  # noqa: E402
+from bench_peers import EXTRA_IMPLS, IMPLS, SMALL, SYNC_IMPLS, UNARY  # noqa: E402
 from harness import fmt_rate, summary, versions, write_results  # noqa: E402
 
 PEERS = os.path.join(HERE, "bench_peers.py")
@@ -88,6 +88,9 @@ RATIOS = (
     ("aio-uvloop / raw floor", AIO, "raw-floor"),
     ("aio-asyncio / grpcio-aio", AIO_ASYNCIO, "grpcio-aio"),
     ("sync / grpcio-sync", SYNC, "grpcio-sync"),
+    # (with grpcpy-*-rr in --only: round_robin's pick against pick_first's)
+    ("aio round_robin / pick_first", "grpcpy-aio-uvloop-rr", AIO),
+    ("sync round_robin / pick_first", "grpcpy-sync-rr", SYNC),
 )
 
 
@@ -450,12 +453,13 @@ def main(argv=None):
         profile["duration"] = args.duration
     impls, scenarios = list(IMPLS), list(SCENARIOS)
     tokens = [t.strip() for t in args.only.split(",") if t.strip()]
-    unknown = [t for t in tokens if t not in IMPLS and t not in SCENARIOS]
+    every = IMPLS + EXTRA_IMPLS
+    unknown = [t for t in tokens if t not in every and t not in SCENARIOS]
     if unknown:
         ap.error("--only: unknown %s (implementations: %s; scenarios: %s)" % (
-            ", ".join(unknown), ", ".join(IMPLS), ", ".join(SCENARIOS)))
-    if any(t in IMPLS for t in tokens):
-        impls = [i for i in IMPLS if i in tokens]
+            ", ".join(unknown), ", ".join(every), ", ".join(SCENARIOS)))
+    if any(t in every for t in tokens):
+        impls = [i for i in every if i in tokens]
     if any(t in SCENARIOS for t in tokens):
         scenarios = [s for s in SCENARIOS if s in tokens]
 

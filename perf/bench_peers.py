@@ -40,7 +40,14 @@ import traceback
 
 IMPLS = ("grpcpy-sync", "grpcpy-aio-uvloop", "grpcpy-aio-asyncio", "grpcio-sync", "grpcio-aio", "grpclib",
          "raw-floor")
-SYNC_IMPLS = ("grpcpy-sync", "grpcio-sync")
+# run only when named in --only: grpcpy's channels under round_robin (one
+# backend), to show what the policy's pick costs next to pick_first
+EXTRA_IMPLS = ("grpcpy-sync-rr", "grpcpy-aio-uvloop-rr")
+SYNC_IMPLS = ("grpcpy-sync", "grpcio-sync", "grpcpy-sync-rr")
+
+
+def channel_options(impl):
+    return [("grpc.lb_policy_name", "round_robin")] if impl.endswith("-rr") else None
 
 SERVICE = "bench.Bench"
 UNARY = "/bench.Bench/Unary"
@@ -70,7 +77,7 @@ def loop_name(loop):
 
 
 # The event loop each asyncio implementation runs on (bench.py's labels say it).
-LOOP_OF = {"grpcpy-aio-uvloop": "uvloop", "grpcpy-aio-asyncio": "asyncio", "grpcio-aio": "asyncio",
+LOOP_OF = {"grpcpy-aio-uvloop": "uvloop", "grpcpy-aio-uvloop-rr": "uvloop", "grpcpy-aio-asyncio": "asyncio", "grpcio-aio": "asyncio",
            "grpclib": "uvloop", "raw-floor": "uvloop"}
 
 
@@ -352,7 +359,7 @@ async def grpc_aio_ops(impl, target):
         import grpcpy.aio as aio
     else:
         import grpc.aio as aio
-    ch = aio.insecure_channel(target)
+    ch = aio.insecure_channel(target, channel_options(impl))
     ops = AioOps()
     ops.unary = ch.unary_unary(UNARY)
     us = ch.unary_stream(STREAM)
@@ -628,7 +635,7 @@ AIO_SCENARIOS = {"unary": aio_unary, "unary64": aio_unary64, "stream": aio_strea
 
 def sync_sample(impl, cmd):
     m = grpc_module(impl)
-    ch = m.insecure_channel(cmd["target"])
+    ch = m.insecure_channel(cmd["target"], channel_options(impl))
     try:
         m.channel_ready_future(ch).result(timeout=10)
         return SYNC_SCENARIOS[cmd["scenario"]](ch, cmd)
@@ -798,7 +805,7 @@ def watch_parent():
 def main(argv):
     role, impl = argv
     threading.Thread(target=watch_parent, name="watch-parent", daemon=True).start()
-    if impl not in IMPLS:
+    if impl not in IMPLS + EXTRA_IMPLS:
         raise SystemExit("unknown implementation %r (one of %s)" % (impl, ", ".join(IMPLS)))
     {"server": run_server, "client": run_client}[role](impl)
 

@@ -73,7 +73,7 @@ class MemoryTransport(asyncio.Transport):
         pass
 
 
-async def run(calls, rounds, profile):
+async def run(calls, rounds, profile, lb_policy=None):
     import grpcpy
     import grpcpy.aio as aio
 
@@ -100,7 +100,8 @@ async def run(calls, rounds, profile):
         return ct, client
 
     loop.create_connection = create_connection
-    channel = aio.insecure_channel("127.0.0.1:50051")
+    options = [("grpc.lb_policy_name", lb_policy)] if lb_policy else None
+    channel = aio.insecure_channel("127.0.0.1:50051", options)
     call = channel.unary_unary("/bench.Bench/Unary")
     msg = b"0123456789abcdef"
     for _ in range(500):
@@ -131,9 +132,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--asyncio", action="store_true", help="plain asyncio instead of uvloop")
     parser.add_argument("--profile", action="store_true", help="cProfile the timed calls")
+    parser.add_argument("--lb-policy", help="the channel's grpc.lb_policy_name (default: pick_first)")
     args = parser.parse_args()
     import grpcpy.aio
-    results = grpcpy.aio.run(run(args.calls, args.rounds, args.profile), use_uvloop=not args.asyncio)
+    results = grpcpy.aio.run(run(args.calls, args.rounds, args.profile, args.lb_policy), use_uvloop=not args.asyncio)
     wall = statistics.median(r[0] for r in results) * 1e6
     cpu = statistics.median(r[1] for r in results) * 1e6
     spread = "%.1f-%.1f" % (min(r[0] for r in results) * 1e6, max(r[0] for r in results) * 1e6)

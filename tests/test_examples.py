@@ -46,3 +46,94 @@ def test_keepalive():
     assert lines == ["call across the server's max_connection_age: done after 1.0 s",
                      "next call: done after 0 s",
                      "connections the server saw: 2"]
+
+
+def test_retry():
+    assert _run("retry.py") == ["with a retry policy: ok:hello, answered by attempt 3",
+                                "with a retry policy: ok:again, answered by attempt 3",
+                                "without one: UNAVAILABLE, answered by attempt 1"]
+
+
+def test_health():
+    assert _run("health.py") == [
+        "check '': SERVING",
+        "check 'demo.Echo': NOT_FOUND",
+        "watch: SERVICE_UNKNOWN",
+        "watch: SERVING",
+        "watch: NOT_SERVING",
+        "watch: SERVING",
+        "list: {'': 'SERVING', 'demo.Echo': 'SERVING'}",
+        "stopping; watch: NOT_SERVING",
+        "server stopped",
+    ]
+
+
+def test_reflection():
+    assert _run("reflection.py") == [
+        "services: demo.Greeter, grpc.health.v1.Health, grpc.reflection.v1.ServerReflection, "
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.health.v1.Health.Watch is in grpc/health/v1/health.proto",
+        "demo.Greeter.SayHello is in demo/greeter.proto (with google/protobuf/timestamp.proto)",
+        "rpc SayHello(demo.HelloRequest) returns (demo.HelloReply)",
+        "demo.HelloReply: string message, google.protobuf.Timestamp at",
+        "dynamic call: Hello, reflection! (at set: True)",
+    ]
+
+
+def test_rich_errors():
+    assert _run("rich_errors.py") == ["ordered 2",
+                                      "INVALID_ARGUMENT: the order is not valid, quantity must be positive",
+                                      "RESOURCE_EXHAUSTED: not enough stock, retry in 3 s",
+                                      "aio: INVALID_ARGUMENT, 1 detail(s)"]
+
+
+def test_with_grpcpy_testing():
+    lines = _run("test_with_grpcpy_testing.py")
+    assert any(line.startswith("4 passed") for line in lines), lines
+
+
+def test_channelz():
+    assert _run("channelz.py") == ["channel to the app: READY, 4 calls started, 3 succeeded, 1 failed",
+                                   "its socket: 4 messages sent, 3 received",
+                                   "app server: 4 calls started, 3 succeeded, 1 failed"]
+
+
+def test_custom_balancer():
+    assert _run("custom_balancer.py") == ["primary blue: {'blue': 6}", "primary green: {'green': 6}",
+                                          "green gone, spill-over: {'blue': 6}", "one OK report per call: True"]
+
+
+def test_client_health_checking():
+    assert _run("client_health_checking.py") == ["all serving: ['one', 'three', 'two']",
+                                                 "two not serving: ['one', 'three']",
+                                                 "two back: ['one', 'three', 'two']"]
+
+
+def test_weighted_round_robin():
+    lines = _run("weighted_round_robin.py")
+    shares = [int(line.split(": ")[1].split("%")[0]) for line in lines]
+    # CPU 0.2 / 0.4 / 0.8 at equal qps: weights 4 : 2 : 1, so 57 / 29 / 14 %
+    assert [line.split(" (")[0] for line in lines] == ["127.0.0.2", "127.0.0.3", "127.0.0.4"], lines
+    for share, expected in zip(shares, (57, 29, 14)):
+        assert abs(share - expected) <= 5, lines
+
+
+def test_name_resolution():
+    assert _run("name_resolution.py") == ["a+b: a: 10, b: 10",
+                                          "calls while the registry changed: 0 failed",
+                                          "b+c: b: 15, c: 15"]
+
+
+def test_ring_hash():
+    assert _run("ring_hash.py") == [
+        "placement: alice->shard-2, bob->shard-2, carol->shard-3, dave->shard-3, erin->shard-1, frank->shard-3",
+        "without x-user: 3 shards",
+        "shard-2 gone, moved: alice, bob",
+        "the others stayed: True",
+        "shards in use: {'shard-1': 2, 'shard-3': 4}"]
+
+
+def test_outlier_detection():
+    assert _run("outlier_detection.py") == ["first calls served by: a b c - some failed: True",
+                                            "after the ejection, 30 calls served by: a c",
+                                            "after the ejection time, b is called again: True"]

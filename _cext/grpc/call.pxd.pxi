@@ -54,6 +54,18 @@ cdef class GrpcConnection(H2Connection):
     cdef public Py_ssize_t max_send_message_length
     cdef public object user                    # the facade's connection object
     cdef readonly bint peer_ready
+    # channelz figures (grpcpy.channelz reads them; never reset): plain
+    # increments on paths that run anyway, times from wall_ns()
+    cdef readonly int64_t calls_started        # streams this connection opened or accepted
+    cdef readonly int64_t calls_succeeded      # ... that ended OK
+    cdef readonly int64_t calls_failed         # ... that ended with another status
+    cdef readonly int64_t streams_succeeded    # ... whose stream ended cleanly (END_STREAM received
+                                               # by a client, sent by a server), whatever the status
+    cdef readonly int64_t messages_sent
+    cdef readonly int64_t messages_received
+    cdef readonly int64_t last_call_started_ns     # wall clock, nanoseconds; 0: never
+    cdef readonly int64_t last_message_sent_ns
+    cdef readonly int64_t last_message_received_ns
 
     cpdef list take_events(self)
     cpdef list receive_data(self, data, double now=*)
@@ -64,6 +76,7 @@ cdef class GrpcConnection(H2Connection):
     cdef int _disarm(self, _Call call) except -1
     cdef int _deadline_expired(self, _Call call) except -1
     cdef inline void _cpush(self, CallEvent ev)
+    cdef inline void _count_call_started(self)
     cdef object _frame_message(self, _Call call, object payload)
     cdef int _deliver_data(self, _Call call, bytes data, const unsigned char* p, Py_ssize_t n, int64_t flow_length) except -1
     cdef inline void _settle_credit(self, _Call call)

@@ -119,6 +119,32 @@ cdef class _Call:
         return self.state == CS_DONE
 
 
+# The clock of the channelz figures' times (last call started, last message
+# sent and received): the coarse wall clock, a few nanoseconds to read (no
+# system call) at the resolution of the kernel's tick. The figures are for
+# people and tools looking at a live process; nothing in the protocol
+# depends on them, so they do not take the caller's clock.
+cdef extern from *:
+    """
+    #include <time.h>
+    static inline int64_t grpcpy_wall_ns(void) {
+        struct timespec ts;
+    #if defined(CLOCK_REALTIME_COARSE)
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    #else
+        timespec_get(&ts, TIME_UTC);
+    #endif
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    }
+    """
+    int64_t grpcpy_wall_ns() nogil
+
+
+def wall_ns():
+    """The clock of the channelz times (nanoseconds since the epoch)."""
+    return grpcpy_wall_ns()
+
+
 cdef class GrpcConnection(H2Connection):
     """What both roles share: message framing, compression, credit, status."""
 
@@ -205,6 +231,10 @@ cdef class GrpcConnection(H2Connection):
     cdef int _deadline_expired(self, _Call call) except -1:
         raise NotImplementedError
 
+    cdef inline void _count_call_started(self):
+        self.calls_started += 1
+        self.last_call_started_ns = grpcpy_wall_ns()
+
     cdef inline void _cpush(self, CallEvent ev):
         self._cevents.append(ev)
 
@@ -225,6 +255,8 @@ cdef class GrpcConnection(H2Connection):
         call.compress_next = True
         if self.max_send_message_length >= 0 and PyBytes_GET_SIZE(data) > self.max_send_message_length:
             raise MessageTooLarge(PyBytes_GET_SIZE(data), self.max_send_message_length)
+        self.messages_sent += 1
+        self.last_message_sent_ns = grpcpy_wall_ns()
         if PyBytes_GET_SIZE(data) >= SPLIT_MESSAGE_SIZE:
             return (message_prefix(PyBytes_GET_SIZE(data), compressed), data)
         return encode_message(data, compressed)
@@ -252,6 +284,8 @@ cdef class GrpcConnection(H2Connection):
                     self._too_many_messages(call)
                     return 0
                 call._messages_in += 1
+                self.messages_received += 1
+                self.last_message_received_ns = grpcpy_wall_ns()
                 if flag:
                     if call.recv_encoding is None or call.recv_encoding == "identity":
                         self._fail_call(call, SC_INTERNAL,
@@ -316,6 +350,10 @@ cdef class GrpcConnection(H2Connection):
         call.state = CS_DONE
         call.code = code
         call.details = details
+        if code == SC_OK:
+            self.calls_succeeded += 1
+        else:
+            self.calls_failed += 1
         if call._stream is not None:
             call._stream.call = None
         call._stream = None

@@ -10,6 +10,7 @@ cdef class ClientCall(_Call):
     cdef list _replay                          # what went out on the stream, until the response headers (REFUSED_STREAM)
     cdef Py_ssize_t _replay_bytes
     cdef int _refusals                         # times the server refused the call's stream (REFUSED_STREAM)
+    cdef readonly bint unprocessed             # ended before the server could have processed it (gRFC A6 transparent retry)
     cdef readonly bint headers_received
     cdef readonly object initial_metadata
     cdef readonly object trailing_metadata
@@ -21,11 +22,14 @@ cdef class ClientConnection(GrpcConnection):
     cdef public bytes user_agent
     cdef dict _static_cache                   # (method, encoding) -> header tuple
     cdef list _waiting                        # calls waiting for a stream slot
+    cdef public bint replay_refused           # send a refused stream again (off with grpc.enable_retries=0)
 
     cdef tuple _static_headers(self, bytes method, str encoding)
     cpdef ClientCall start_call(self, object method, double now=*, double timeout=*, object metadata=*, str compression=*, object user=*, bint response_streaming=*)
+    cpdef set_receive_limit(self, ClientCall call, Py_ssize_t limit)
     cdef ClientCall _refuse(self, ClientCall call, str details)
     cdef int _activate(self, ClientCall call) except -1
+    cdef int _end_unprocessed(self, ClientCall call, str details) except -1
     cdef int _write_request_headers(self, H2Stream s, ClientCall call) except -1
     cdef int _start_waiting(self) except -1
     cdef bint _requeue_refused(self, ClientCall call, H2Stream s) except -1

@@ -75,6 +75,7 @@ cdef class ClientConnection(GrpcConnection):
         self.user_agent = ua.encode("ascii")
         self._static_cache = {}
         self._waiting = []
+        self.replay_refused = True
 
     cdef tuple _static_headers(self, bytes method, str encoding):
         cdef object key = (method, encoding)
@@ -105,13 +106,18 @@ cdef class ClientConnection(GrpcConnection):
         CE_CALL_ENDED is queued (take_events) and nothing is sent.
         response_streaming=False (a unary-response method): a second
         response message, or an OK status after none, ends the call
-        UNIMPLEMENTED (a cardinality violation, gRPC's statuscodes.md)."""
+        UNIMPLEMENTED (a cardinality violation, gRPC's statuscodes.md).
+        A call that ends before the server could have processed it (never
+        sent: the connection closed or went away first; a stream above a
+        GOAWAY's last-stream-id; REFUSED_STREAM) has `unprocessed` set: the
+        call layer may retry it transparently (gRFC A6)."""
         cdef ClientCall call = ClientCall.__new__(ClientCall)
         cdef list extra
         call.method = method if isinstance(method, bytes) else (<str?>method).encode("ascii")
         call.user = user
         call.state = CS_WAITING
         call._single_in = not response_streaming
+        self._count_call_started()
         if compression is not None and compression != "identity" and compression not in SUPPORTED_ENCODINGS:
             return self._refuse(call, "unsupported compression %r" % (compression,))
         try:
@@ -129,14 +135,20 @@ cdef class ClientConnection(GrpcConnection):
         call._headers = extra
         self._arm_deadline(call)
         if self.closed:
-            self._end(call, SC_UNAVAILABLE, "connection is closed", None)
+            self._end_unprocessed(call, "connection is closed")
         elif self._going_away():
-            self._end(call, SC_UNAVAILABLE, "connection is going away", None)
+            self._end_unprocessed(call, "connection is going away")
         elif self._waiting or not self._can_open():
             self._waiting.append(call)
         else:
             self._activate(call)
         return call
+
+    cpdef set_receive_limit(self, ClientCall call, Py_ssize_t limit):
+        """This call's receive limit instead of the connection's (a service
+        config's maxResponseMessageBytes); set right after start_call."""
+        if call._decoder is not None:
+            call._decoder = MessageDecoder(limit)
 
     cdef ClientCall _refuse(self, ClientCall call, str details):
         """A call that cannot start: ended INTERNAL before touching a stream."""
@@ -144,12 +156,16 @@ cdef class ClientConnection(GrpcConnection):
         self._end(call, SC_INTERNAL, details, None)
         return call
 
+    cdef int _end_unprocessed(self, ClientCall call, str details) except -1:
+        call.unprocessed = True
+        return self._end(call, SC_UNAVAILABLE, details, None)
+
     cdef int _activate(self, ClientCall call) except -1:
         cdef H2Stream s
         try:
             s = self.open_stream()
         except H2ProtocolError as exc:
-            self._end(call, SC_UNAVAILABLE, str(exc), None)
+            self._end_unprocessed(call, str(exc))
             return 0
         s.call = call
         call._stream = s
@@ -182,7 +198,7 @@ cdef class ClientConnection(GrpcConnection):
         """The server refused the call's stream: put the call back at the
         head of the queue for a stream slot, to be sent again (see
         REPLAY_LIMIT). False when it cannot be."""
-        if (call._replay is None or call.headers_received or call.state != CS_ACTIVE
+        if (not self.replay_refused or call._replay is None or call.headers_received or call.state != CS_ACTIVE
                 or call._refusals >= MAX_REFUSALS or self.closed or self._going_away()):
             return False
         call._refusals += 1
@@ -311,7 +327,7 @@ cdef class ClientConnection(GrpcConnection):
         cdef ClientCall call
         self._waiting = []
         for call in waiting:
-            self._end(call, SC_UNAVAILABLE, reason, None)
+            self._end_unprocessed(call, reason)
         return GrpcConnection.connection_lost(self, reason)
 
     cdef int _deadline_expired(self, _Call call) except -1:
@@ -396,6 +412,7 @@ cdef class ClientConnection(GrpcConnection):
         cdef int code
         cdef object details
         cdef H2Stream s
+        self.streams_succeeded += 1
         for name, value in headers:
             if name == b"grpc-status":
                 gstatus = value
@@ -417,10 +434,9 @@ cdef class ClientConnection(GrpcConnection):
         elif code == SC_OK and call._single_in and call._messages_in == 0:
             code = SC_UNIMPLEMENTED
             details = "No response message received for a unary-response call"
-        if trailers_only:
-            ev = _cevent(CE_INITIAL_METADATA, call._who())
-            ev.metadata = ()
-            self._cpush(ev)
+        # (a trailers-only response reports no CE_INITIAL_METADATA: the call
+        # received no response headers, which is what decides whether it
+        # may still be retried, gRFC A6; its initial metadata is empty)
         s = call._stream
         self._end(call, code, details, trailing)
         if s is not None and s.state == ST_HALF_CLOSED_REMOTE and s.stream_id in self.streams:
@@ -466,9 +482,11 @@ cdef class ClientConnection(GrpcConnection):
         if call is None:
             return 0
         if never_processed:
-            self._end(call, SC_UNAVAILABLE, "stream refused before processing (GOAWAY); safe to retry", None)
+            self._end_unprocessed(call, "stream refused before processing (GOAWAY); safe to retry")
         elif remote and code == ERR_REFUSED_STREAM and self._requeue_refused(call, s):
             pass
+        elif remote and code == ERR_REFUSED_STREAM and not call.headers_received:
+            self._end_unprocessed(call, "Received RST_STREAM with error code %d" % code)
         elif self.closed:
             self._end(call, SC_UNAVAILABLE, self.close_reason or "connection failed (HTTP/2 error code %d)" % code,
                       None)
@@ -494,7 +512,7 @@ cdef class ClientConnection(GrpcConnection):
         cdef ClientCall call
         GrpcConnection._on_terminated(self, code, message, remote)
         for call in self._waiting:
-            self._end(call, SC_UNAVAILABLE, message, None)
+            self._end_unprocessed(call, message)
         self._waiting = []
         return 0
 
@@ -504,6 +522,6 @@ cdef class ClientConnection(GrpcConnection):
         # calls not yet on the wire never reached the server: they fail
         # UNAVAILABLE here and a channel may retry them elsewhere
         for call in self._waiting:
-            self._end(call, SC_UNAVAILABLE, "connection is going away", None)
+            self._end_unprocessed(call, "connection is going away")
         self._waiting = []
         return 0

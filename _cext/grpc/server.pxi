@@ -69,6 +69,7 @@ cdef class ServerConnection(GrpcConnection):
             elif name == b"grpc-accept-encoding":
                 accept = value
         call = ServerCall.__new__(ServerCall)
+        self._count_call_started()
         call._stream = s
         call.stream_id = s.stream_id
         call.state = CS_ACTIVE
@@ -125,6 +126,7 @@ cdef class ServerConnection(GrpcConnection):
         if code == SC_UNIMPLEMENTED:
             headers.append((b"grpc-accept-encoding", ACCEPT_ENCODING))
         self._send_trailers_only(call, headers)
+        self.calls_failed += 1
         call.state = CS_DONE
         call.code = code
         call.details = details
@@ -133,6 +135,7 @@ cdef class ServerConnection(GrpcConnection):
     cdef int _send_trailers_only(self, ServerCall call, list headers) except -1:
         cdef H2Stream s = call._stream
         self._write_headers(s, headers, True)
+        self.streams_succeeded += 1
         call.headers_sent = True
         if s.stream_id in self.streams and s.state != ST_CLOSED:
             # §8.1: a complete response while the request is still coming
@@ -152,6 +155,7 @@ cdef class ServerConnection(GrpcConnection):
                 self._stream_error(s.stream_id, ERR_PROTOCOL_ERROR)
             return 0
         call = ServerCall.__new__(ServerCall)
+        self._count_call_started()
         call._stream = s
         call.stream_id = s.stream_id
         call.state = CS_ACTIVE
@@ -342,6 +346,7 @@ cdef class ServerConnection(GrpcConnection):
 
     cdef int _send_status_headers(self, ServerCall call, int code, str details, object trailing) except -1:
         cdef list headers
+        self.streams_succeeded += 1
         if not details and not trailing and 0 <= code <= 16:
             if call.headers_sent:
                 self.send_headers(call.stream_id, STATUS_TRAILERS[code], True)

@@ -137,11 +137,50 @@ for _b in range(256):
     _NAME_BYTE_OK[_b] = 0x21 <= _b <= 0x7e and not (0x41 <= _b <= 0x5a) and _b != 0x3a
 
 
+cdef inline bint _bad_value(object value) noexcept:
+    """A field value holding NUL, CR or LF (RFC 9113 §8.2.1). Leading or
+    trailing white space, which the same section also forbids, is let
+    through: peers in the field send it in grpc-message and user metadata,
+    and it cannot split a header the way CR/LF can. Eight bytes at a time
+    look for any byte below 0x0e first (every value, every block)."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i = 0
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(value)
+    cdef uint64_t w
+    while i + 8 <= n:
+        memcpy(&w, p + i, 8)
+        if (w - 0x0E0E0E0E0E0E0E0EULL) & ~w & 0x8080808080808080ULL:
+            break
+        i += 8
+    while i < n:
+        if p[i] < 14 and (p[i] == 0 or p[i] == 10 or p[i] == 13):
+            return True
+        i += 1
+    return False
+
+
+cdef inline bint _connection_specific(const unsigned char* p, Py_ssize_t n, object value) noexcept:
+    """A connection-specific field (RFC 9113 §8.2.2): Connection,
+    Proxy-Connection, Keep-Alive, Transfer-Encoding, Upgrade, or a TE
+    other than "trailers". Checked by length first: most names pass on it."""
+    if n == 2:
+        return memcmp(p, b"te", 2) == 0 and value != b"trailers"
+    if n == 7:
+        return memcmp(p, b"upgrade", 7) == 0
+    if n == 10:
+        return memcmp(p, b"connection", 10) == 0 or memcmp(p, b"keep-alive", 10) == 0
+    if n == 16:
+        return memcmp(p, b"proxy-connection", 16) == 0
+    if n == 17:
+        return memcmp(p, b"transfer-encoding", 17) == 0
+    return False
+
+
 cdef int _malformed_fields(list headers) except -1:
-    """True when a decoded header block is malformed by its field names
-    (RFC 9113 §8.2.1, §8.3): an empty name, a byte outside the allowed set
-    (upper case included), or a pseudo-header after a regular field. HPACK
-    itself accepts any bytes, so this is checked on every block received."""
+    """True when a decoded header block is malformed (RFC 9113 §8.2, §8.3):
+    an empty name, a name byte outside the allowed set (upper case
+    included), a pseudo-header after a regular field, a value with NUL, CR
+    or LF, or a connection-specific field. HPACK itself accepts any bytes,
+    so this is checked on every block received."""
     cdef object name
     cdef const unsigned char* p
     cdef Py_ssize_t n, i
@@ -159,10 +198,14 @@ cdef int _malformed_fields(list headers) except -1:
             i = 1
         else:
             regular = True
+            if _connection_specific(p, n, (<tuple>item)[1]):
+                return True
         while i < n:
             if not _NAME_BYTE_OK[p[i]]:
                 return True
             i += 1
+        if _bad_value((<tuple>item)[1]):
+            return True
     return False
 
 

@@ -10,8 +10,9 @@ The hooks a facade implements (none may block; each reports back through
 the inputs below):
 
 ==============================================  ====================================================
-``_io_resolve(host, port)``                      look the name up, then ``_lookup_done(now, infos)``
-                                                 (getaddrinfo's answer) or
+``_io_resolve(host, port)``                      run ``_lookup_call(host, port)`` off the loop (it
+                                                 blocks), then ``_lookup_done(now, *answer)`` or, if
+                                                 it raised OSError (or UnicodeError),
                                                  ``_lookup_failed(now, host, port, error)``
 ``_io_connect(sub_id, address, deadline)``       open a transport to the Address (TLS:
                                                  ``_tls_verdict``), wait for the server's HTTP/2
@@ -21,6 +22,12 @@ the inputs below):
 ``_io_arm_timer(when)``                          replace the timer: ``_timer_fired(now, when)`` at
                                                  ``when``
 ``_on_state_change(state)``                      wake what waits for a ChannelConnectivity change
+``_io_post()``                                   (any thread) soon, on the channel's thread with its
+                                                 lock: ``_run_posted(now)``
+``_io_start_stream(call, conn)``                 start a policy's stream call on ``conn`` (the sync
+                                                 facade takes the connection's lock)
+``_io_cancel_stream(call)``                      cancel it
+``_clock()``                                     the facade's monotonic clock
 ==============================================  ====================================================
 
 and it reports a lost connection with ``_connection_lost(now, conn)``.  A
@@ -28,12 +35,21 @@ connection object has ``sub_id``, ``closed`` and ``core`` (its sans-IO
 ClientConnection, whose ``closed``, ``local_open`` and ``too_many_pings`` the
 driver reads).
 
-Calls.  ``_pick_now()`` is the per-call path: the ready connection the
-policy picks, or None.  A call that gets None goes to ``_submit(call, now)``,
+Calls.  ``_pick_now(call)`` is the per-call path: the ready connection the
+policy picks, or None.  A policy that wants to hear how the attempt ends
+(load reports, outlier counts, calls in flight) gives a ``done`` with its
+pick: the call keeps it as ``_lb_done(code, trailing)`` and calls it when
+the attempt ends; the report reaches the policy through ``_lb_report``, on
+the channel's thread (in the sync facade, posted to the I/O loop: the end
+arrives under a connection's lock, which must not wait for the channel's).
+Pushing resolvers and the policies' stream calls report the same way:
+anything from another thread is posted (``_post``) and run under the
+channel's lock by ``_run_posted``.  A call that gets None goes to ``_submit(call, now)``,
 which applies the queued-call rules, the same for both facades:
 
 - the channel is closed (or closes while it waits): CANCELLED "Channel closed!";
-- the channel's service config is unusable: INVALID_ARGUMENT, as grpcio;
+- the resolver gave no usable service config (and there is no default):
+  the channel is in TRANSIENT_FAILURE with the config's error (below);
 - a connection is ready: the call starts on it;
 - the channel is in TRANSIENT_FAILURE and the call is not wait_for_ready:
   UNAVAILABLE with the plane's last error (at once, or when the channel
@@ -63,21 +79,30 @@ timers are the core's):
 """
 
 import collections
+import functools
+import logging
 import math
+import os
 import socket
+import weakref
 
-from grpcpy import _cext, _credentials, _types
-from grpcpy._channel.lb.base import IDLE, TRANSIENT_FAILURE
+from grpcpy import _cext, _channelz, _credentials, _types
+from grpcpy._channel import dns
+from grpcpy._channel.lb.base import IDLE, READY, TRANSIENT_FAILURE
 from grpcpy._channel.plane import ChannelPlane
+from grpcpy._channel.streams import StreamCall
 from grpcpy._channel.target import Address, parse_target
 from grpcpy._options import ChannelOptions
 
 __all__ = ["ChannelDriver", "NO_PREFACE"]
 
 _INF = math.inf
+_DRAIN_POLL = 0.05      # how often a connection let go is checked for its last call
 _MAX_KEEPALIVE = (2 ** 31 - 1) / 1000.0    # grpc's INT_MAX milliseconds
 _STATES = list(_types.ChannelConnectivity)
 _StatusCode = _types.StatusCode
+_UNAVAILABLE = _types.status_number(_StatusCode.UNAVAILABLE)
+_LOGGER = logging.getLogger("grpcpy.channel")
 
 # why a transport that connected is not a gRPC connection
 NO_PREFACE = ("no HTTP/2 preface from the server (is it a gRPC server on this port, "
@@ -100,6 +125,17 @@ class ChannelDriver:
             self._target.authority, self._options.default_authority,
             self._options.ssl_target_name_override, self._tls)
         self._plane = ChannelPlane(self._target, self._options)
+        # retries (grpcpy._rpc.attempts): on unless grpc.enable_retries is 0; the
+        # request bytes a call keeps for a replay until it commits, and all of
+        # the channel's calls together (ChannelOptions)
+        opts = self._options
+        self._retries = opts.enable_retries
+        self._retry_buffer_size = opts.per_rpc_retry_buffer_size
+        self._retry_buffer_total = opts.retry_buffer_size
+        self._retry_buffered = 0    # bytes kept for replays by the channel's calls
+        self._retry_throttle = None
+        self._config_seen = None
+        self._config_changed()
         self._connections = {}      # sub_id -> the facade's connection
         self._queue = collections.deque()
         self._closed = False
@@ -110,6 +146,15 @@ class ChannelDriver:
         self._picks = 0             # calls that looked for a connection (activity, for the idle check)
         self._picks_seen = 0        # ... at the previous idle check
         self._idle_check_at = _INF
+        # channelz: this channel's node (figures of closed connections and of
+        # calls that failed before reaching one) and the live connections
+        # with their subchannel's node
+        self._channelz = _channelz.Node(_channelz.CHANNEL, self)
+        self._channelz_live = {}
+        self._posted = collections.deque()     # (fn, args) to run on the channel's thread
+        self._resolver = None           # a pushing resolver once started
+        self._streams = {}              # SubchannelStream -> its call, while open
+        self._draining = {}             # sub_id -> a connection let go while calls ran on it
 
     # -- hooks (the facade's) ----------------------------------------------------------
 
@@ -128,15 +173,52 @@ class ChannelDriver:
     def _on_state_change(self, state):
         raise NotImplementedError
 
+    def _io_post(self):
+        raise NotImplementedError
+
+    def _io_start_stream(self, call, conn):
+        raise NotImplementedError
+
+    def _io_cancel_stream(self, call):
+        raise NotImplementedError
+
+    def _clock(self):
+        raise NotImplementedError
+
+    # -- reports from other threads ------------------------------------------------------
+
+    def _post(self, fn, *args):
+        """Run ``fn(now, *args)`` on the channel's thread, under its lock (any thread)."""
+        self._posted.append((fn, args))
+        self._io_post()
+
+    def _run_posted(self, now):
+        posted = self._posted
+        if not posted:
+            return
+        while posted:
+            fn, args = posted.popleft()
+            if not self._closed:
+                fn(now, *args)
+        self._drive(now)
+
+    def _lb_report(self, done, code, trailing):
+        """A picked attempt ended (the call's ``_lb_done``)."""
+        self._post(_report_done, done, code, trailing)
+
     # -- for the facade's connections ----------------------------------------------------
 
     def _new_core(self):
         """The sans-IO client connection of a new transport."""
         opts = self._options
-        return _cext.ClientConnection(self._authority.encode("ascii"), self._scheme.encode("ascii"),
+        core = _cext.ClientConnection(self._authority.encode("ascii"), self._scheme.encode("ascii"),
                                       opts.h2_config(keepalive_time=self._keepalive_time),
                                       opts.max_receive_message_length,
                                       opts.max_send_message_length, opts.user_agent)
+        # grpc.enable_retries=0: no retry at all, the core's resend of a
+        # refused stream included
+        core.replay_refused = self._retries
+        return core
 
     def _tls_verdict(self, ssl_object):
         """After the TLS handshake: raise OSError when the server did not
@@ -151,44 +233,80 @@ class ChannelDriver:
 
     # -- calls ----------------------------------------------------------------------------
 
-    def _pick_now(self):
-        """The connection a call starts on now, or None (then ``_submit``)."""
+    def _config_changed(self):
+        """A new service config: the plane's retry throttle, a new one when
+        the config's retryThrottling changed (gRFC A6 keeps the bucket per
+        channel and config)."""
+        plane = self._plane
+        self._config_seen = plane.config_version
+        config = plane.service_config
+        # what calls read: None when no method has a config (the everyday
+        # case); the plane itself while its first resolution may still bring one
+        self._method_configs = config if config.has_method_configs else None
+        self._config_settled = plane.config_settled
+        self._retry_throttle = plane.retry_throttle
+
+    def _pick_now(self, call=None):
+        """The connection ``call`` starts on now, or None (then ``_submit``).
+        A queued entry stands for its call through ``_lb_call``."""
         self._picks += 1
-        sub = self._plane.pick()
+        sub = self._plane.pick(call)
         if sub is None:
             return None
+        if type(sub) is tuple:
+            return self._tracked_pick(call, *sub)
         conn = self._connections.get(sub)
-        if conn is None or conn.closed or conn.core.closed:
+        if conn is None or conn.closed or conn._reported or conn.core.closed:
             # (core.closed: the core ended it - a keepalive timeout - and the
-            # facade has yet to report the loss; the call waits for the next one)
+            # facade has yet to report the loss; _reported: lost or going
+            # away, and the channel hears of it soon; the call waits for the
+            # next one)
             return None
+        return conn
+
+    def _tracked_pick(self, call, sub, done):
+        """A pick with the policy's ``done``: the call reports its attempt's
+        end through it; a pick that is not used is reported at once (code None)."""
+        conn = self._connections.get(sub)
+        if conn is None or conn.closed or conn._reported or conn.core.closed or call is None:
+            done(self._clock(), None, None)
+            return None
+        call = call._lb_call
+        if call._lb_done is not None:       # a pick before, never used
+            call._lb_done(None, None)
+        call._lb_done = functools.partial(self._lb_report, done)
         return conn
 
     def _submit(self, call, now):
         """Start, fail or queue a call that found no ready connection."""
         if self._closed:
-            call._fail_start(_StatusCode.CANCELLED, "Channel closed!")
+            self._fail_waiting(call, _StatusCode.CANCELLED, "Channel closed!")
             return
         plane = self._plane
-        if plane.config_error is not None:
-            call._fail_start(_StatusCode.INVALID_ARGUMENT, "Failed to create channel to '%s':%s"
-                             % (self._target.target, plane.config_error))
-            return
         plane.request_connection(now)
         self._drive(now)
-        conn = self._pick_now()
+        conn = self._pick_now(call)
         if conn is not None:
             call._start_on(conn)
             return
         failure = self._waiting_failure(call, now)
         if failure is not None:
-            call._fail_start(*failure)
+            self._fail_waiting(call, *failure)
             return
         self._queue.append(call)
         deadline = call._deadline
         if deadline is not None and deadline < self._timer_at:
             self._timer_at = deadline
             self._io_arm_timer(deadline)
+
+    def _fail_waiting(self, call, code, details):
+        """A call ends without reaching a connection: channelz counts it on
+        the channel (its connections count the others)."""
+        node = self._channelz
+        node.calls_started += 1
+        node.calls_failed += 1
+        node.last_call_started_ns = _cext.wall_ns()
+        call._fail_start(code, details)
 
     def _waiting_failure(self, call, now):
         if self._plane.state == TRANSIENT_FAILURE and not call._wait_for_ready:
@@ -199,8 +317,19 @@ class ChannelDriver:
 
     def _run_queue(self, now):
         queue = self._queue
+        if self._plane.picks_per_call and queue:
+            # the policy places each call by what it carries (ring_hash's
+            # header): one waiting for its backend holds back no other
+            waiting = list(queue)
+            queue.clear()
+            for call in waiting:
+                conn = self._pick_now(call) if self._plane.state == READY else None
+                if conn is None:
+                    queue.append(call)
+                else:
+                    call._start_on(conn)
         while queue:
-            conn = self._pick_now()
+            conn = self._pick_now(queue[0])
             if conn is None:
                 break
             queue.popleft()._start_on(conn)
@@ -212,7 +341,7 @@ class ChannelDriver:
                 if failure is None:
                     queue.append(call)
                 else:
-                    call._fail_start(*failure)
+                    self._fail_waiting(call, *failure)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -221,7 +350,7 @@ class ChannelDriver:
 
     def _request_connection(self, now):
         """try_to_connect: leave IDLE."""
-        if not self._closed and self._plane.config_error is None:
+        if not self._closed:
             self._plane.request_connection(now)
             self._drive(now)
 
@@ -243,15 +372,34 @@ class ChannelDriver:
                     else:
                         self._io_connect(sub_id, address, deadline)
                 elif kind == "close":
-                    self._io_close(action[1], self._connections.pop(action[1], None))
-                else:
+                    self._close_connection(action[1], self._connections.pop(action[1], None))
+                elif kind == "resolve":
                     self._io_resolve(action[1], action[2])
+                elif kind == "stream":
+                    self._start_stream(now, action[1])
+                elif kind == "cancel_stream":
+                    call = self._streams.pop(action[1], None)
+                    if call is not None:
+                        self._io_cancel_stream(call)
+                elif kind == "start_resolver":
+                    self._start_resolver(now, action[1])
+                elif kind == "resolve_now":
+                    self._resolver_hint()
             actions = plane.take_actions()   # a refused connect moves the policy on
+        if plane.config_version != self._config_seen or self._config_settled != plane.config_settled:
+            self._config_changed()
         if plane.take_state_changes():
             self._on_state_change(_STATES[plane.state])
         when = min(plane.next_timer(), self._idle_check_at)
+        if self._draining:
+            self._sweep_draining()
+            if self._draining:
+                when = min(when, now + _DRAIN_POLL)
         if self._queue:
             self._run_queue(now)
+            # (a waiting call's pick may have asked the policy for a
+            # connection, which it starts from its timer)
+            when = min(when, plane.next_timer())
             for call in self._queue:
                 if call._deadline is not None and call._deadline < when:
                     when = call._deadline
@@ -269,6 +417,58 @@ class ChannelDriver:
             self._idle_check(now)
         self._drive(now)
 
+    def _close_connection(self, sub_id, conn):
+        """The plane no longer wants this connection: one still carrying
+        calls (its address left the resolver's list, the policy dropped it)
+        takes no new call and closes when the last one ends."""
+        if conn is not None and not conn.closed and not self._closed and conn.core.local_open:
+            self._draining[sub_id] = conn
+        else:
+            self._io_close(sub_id, conn)
+
+    def _sweep_draining(self):
+        draining = self._draining
+        for sub_id, conn in list(draining.items()):
+            if conn.closed or not conn.core.local_open:
+                del draining[sub_id]
+                self._io_close(sub_id, conn)
+
+    def _start_resolver(self, now, resolver):
+        self._resolver = resolver
+        try:
+            resolver.start(_ResolverListener(self))
+        except Exception as exc:    # an application's resolver
+            self._plane.push_failed(now, "%s: %s" % (type(exc).__name__, exc))
+
+    def _resolver_hint(self):
+        try:
+            self._resolver.resolve_now()
+        except Exception:
+            _LOGGER.exception("resolve_now of %r failed", self._resolver)
+
+    def _on_pushed(self, now, addresses, config):
+        self._plane.pushed(now, addresses, config)
+
+    def _on_push_failed(self, now, message):
+        self._plane.push_failed(now, message)
+
+    def _stream_done(self, now, stream, code, details):
+        self._streams.pop(stream, None)
+        _stream_ended(now, stream, code, details)
+
+    def _start_stream(self, now, stream):
+        """A policy's stream call on its subchannel's connection (see
+        grpcpy._channel.streams); one whose connection is gone ends at once."""
+        conn = self._connections.get(stream.sub_id)
+        if stream.cancelled:
+            return
+        if conn is None or conn.closed or conn._reported or conn.core.closed:
+            self._post(_stream_ended, stream, _UNAVAILABLE, "connection lost")
+            return
+        call = StreamCall(self, stream)
+        self._streams[stream] = call
+        self._io_start_stream(call, conn)
+
     def _idle_check(self, now):
         """grpc.client_idle_timeout_ms (see the module docstring)."""
         self._idle_check_at = _INF
@@ -284,8 +484,10 @@ class ChannelDriver:
 
     # -- the facade's reports ------------------------------------------------------------------
 
-    def _lookup_done(self, now, infos):
-        """getaddrinfo's answer for an ``_io_resolve``."""
+    def _lookup_done(self, now, infos, txt_records=None):
+        """The answer to an ``_io_resolve``: getaddrinfo-shaped ``infos`` and
+        the TXT records ``grpcpy._channel.dns.lookup`` found (see
+        ChannelPlane.resolved)."""
         if self._closed:
             return
         addresses = []
@@ -298,8 +500,13 @@ class ChannelDriver:
                 continue
             if address not in addresses:
                 addresses.append(address)
-        self._plane.resolved(now, addresses)
+        self._plane.resolved(now, addresses, txt_records)
         self._drive(now)
+
+    def _lookup_call(self, host, port):
+        """(function, args) for a facade's ``_io_resolve``: the blocking lookup
+        of grpcpy._channel.dns, with the DNS server and TXT choice of the plane."""
+        return dns.lookup, (host, port, self._plane.dns_server, self._plane.lookup_txt)
 
     def _lookup_failed(self, now, host, port, error):
         if not self._closed:
@@ -312,6 +519,8 @@ class ChannelDriver:
         if self._closed:
             return False
         self._connections[sub_id] = conn
+        sub = self._plane._by_id.get(sub_id)
+        self._channelz_live[conn] = None if sub is None else _channelz.subchannel_node(sub, self._channelz)
         if self._idle_check_at == _INF and self._idle_timeout != _INF:
             self._picks_seen = self._picks
             self._idle_check_at = now + self._idle_timeout
@@ -320,6 +529,7 @@ class ChannelDriver:
             # lost before it was registered (e.g. reset by a server that is
             # going away): its report found nothing to remove
             del self._connections[sub_id]
+            self._channelz_sweep()
             self._plane.connection_lost(now, sub_id)
         self._drive(now)
         return True
@@ -331,6 +541,7 @@ class ChannelDriver:
 
     def _connection_lost(self, now, conn):
         """A registered connection closed, failed or got GOAWAY."""
+        self._channelz_sweep()
         core = getattr(conn, "core", None)
         if core is not None and core.too_many_pings and self._keepalive_time != _INF:
             # the server's ping policy: ping half as often from now on (gRFC A8)
@@ -341,26 +552,100 @@ class ChannelDriver:
                 self._plane.connection_lost(now, conn.sub_id)
                 self._drive(now)
 
+    def _channelz_sweep(self):
+        """A connection was lost: the call figures of those now closed stay
+        with the channel and their subchannel. One that only went away
+        (GOAWAY) may still finish calls: it stays among the live ones, read
+        as they are, until a later report finds it closed."""
+        live = self._channelz_live
+        for closed in [c for c in live if c.closed]:
+            sub_node = live.pop(closed)
+            core = getattr(closed, "core", None)
+            if isinstance(core, _cext.GrpcConnection):      # (not a test's stand-in)
+                self._channelz.retire(core)
+                if sub_node is not None:
+                    sub_node.retire(core)
+
     # -- closing --------------------------------------------------------------------------------
 
     def _close_queue(self):
         """The channel is closing: no call starts any more; the waiting ones
         end CANCELLED "Channel closed!" (grpcio's words)."""
         self._closed = True
+        _channelz.forget(self._channelz)
         waiting = list(self._queue)
         self._queue.clear()
         for call in waiting:
-            call._fail_start(_StatusCode.CANCELLED, "Channel closed!")
+            self._fail_waiting(call, _StatusCode.CANCELLED, "Channel closed!")
 
     def _shutdown(self, now):
         """After ``_close_queue`` and the calls in flight: stop the plane and
         close every connection and attempt."""
+        resolver, self._resolver = self._resolver, None
+        if resolver is not None:
+            try:
+                resolver.close()
+            except Exception:
+                _LOGGER.exception("close of %r failed", resolver)
+        for call in list(self._streams.values()):
+            self._io_cancel_stream(call)
+        self._streams.clear()
         self._plane.shutdown()
         self._drive(now)
-        for sub_id, conn in list(self._connections.items()):
+        for sub_id, conn in list(self._connections.items()) + list(self._draining.items()):
             self._io_close(sub_id, conn)
         self._connections.clear()
+        self._draining.clear()
+
+
+class _ResolverListener:
+    """What a pushing resolver reports to (any thread, any time)."""
+
+    __slots__ = ("_driver",)
+
+    def __init__(self, driver):
+        self._driver = weakref.ref(driver)
+
+    def update(self, addresses, service_config=None):
+        """The target's addresses (Address objects) now, and its service
+        config (JSON text, a dict, or None for none)."""
+        addresses = list(addresses)
+        for address in addresses:
+            if not isinstance(address, Address):
+                raise TypeError("a resolver gives Address objects, not %r" % (address,))
+        driver = self._driver()
+        if driver is not None:
+            driver._post(driver._on_pushed, addresses, service_config)
+
+    def error(self, message):
+        """Resolution failed (the resolver keeps trying by itself)."""
+        driver = self._driver()
+        if driver is not None:
+            driver._post(driver._on_push_failed, str(message))
+
+
+def _report_done(now, done, code, trailing):
+    try:
+        done(now, code, trailing)
+    except Exception:
+        _LOGGER.exception("a load-balancing policy's done callback failed")
+
+
+def _stream_ended(now, stream, code, details):
+    if not stream.cancelled:
+        stream.cancelled = True
+        stream.on_end(now, code, details)
 
 
 def _connect_error(address, error):
-    return "failed to connect to %s: %s" % (address, str(error) or "timed out")
+    """Why an attempt failed, in words (the plane puts the address in front):
+    an OSError's text without its errno ("Connection refused"; asyncio's
+    own wording of a refusal names the address again)."""
+    if isinstance(error, OSError):
+        if isinstance(error.errno, int) and error.errno > 0 and not isinstance(error, socket.gaierror):
+            return os.strerror(error.errno)
+        if error.strerror:
+            return error.strerror
+    if isinstance(error, TimeoutError):
+        return "connect timed out"
+    return str(error) or "connect timed out"

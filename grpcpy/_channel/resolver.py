@@ -1,18 +1,30 @@
 """Name resolution: the Resolver interface and the registry of resolvers by
 target scheme.
 
-A resolver is sans-IO.  It either knows a target's addresses outright
-(``addresses()``: ipv4, ipv6, unix, unix-abstract, passthrough, and dns
-targets that name an IP literal) or names what the facade must look up
-(``lookup()`` -> (host, port), which the facade resolves with the system
-resolver, getaddrinfo, and which the plane asks again to re-resolve).  It
-never does I/O itself.
+A resolver works one of three ways:
+
+- it knows a target's addresses outright (``addresses()``: ipv4, ipv6,
+  unix, unix-abstract, passthrough, and dns targets that name an IP literal);
+- it names what the facade must look up (``lookup()`` -> (host, port),
+  which the facade resolves, and which the plane asks again to re-resolve);
+  the resolver itself does no I/O;
+- it pushes: ``start(listener)`` is called once, when the channel first
+  needs addresses, and the resolver calls ``listener.update(addresses,
+  service_config=None)`` whenever it learns something (from any thread, at
+  any time: a registry watch, a file, a timer), ``listener.error(message)``
+  when it cannot resolve; ``resolve_now()`` is a hint that the channel lost
+  a connection and wants fresh news; ``close()`` comes with the channel's.
 
 Applications add a scheme with ``grpcpy.experimental.register_resolver``::
 
     class Fleet(Resolver):
         def addresses(self):                 # fleet:///blue -> its machines
             return [Address.ip("10.0.0.7", 50051), Address.ip("10.0.0.8", 50051)]
+
+    class Watched(Resolver):                 # addresses that change
+        def start(self, listener):
+            registry.watch(self.target.path, lambda hosts: listener.update(
+                [Address.ip(h, 50051, weight=w) for h, w in hosts]))
 
     register_resolver("fleet", Fleet)
     channel = grpcpy.insecure_channel("fleet:///blue")
@@ -27,7 +39,7 @@ import re
 
 from grpcpy._channel.target import Address, is_ip_literal
 
-__all__ = ["Resolver", "register_resolver", "resolver_for", "registered_schemes"]
+__all__ = ["Resolver", "DnsResolver", "register_resolver", "resolver_for", "registered_schemes"]
 
 
 class Resolver:
@@ -41,6 +53,19 @@ class Resolver:
 
     def __init__(self, target):
         self.target = target
+
+    def start(self, listener):
+        """Override to push addresses (see the module docstring): keep
+        ``listener`` and call ``listener.update(addresses,
+        service_config=None)`` / ``listener.error(message)`` at any time,
+        from any thread."""
+        raise NotImplementedError
+
+    def resolve_now(self):
+        """A pushing resolver's hint: the channel wants fresh addresses."""
+
+    def close(self):
+        """The channel is closing: stop pushing."""
 
     def addresses(self):
         """The addresses, known without any I/O (asked once, when the channel
@@ -56,9 +81,23 @@ class Resolver:
         """The addresses to use from a lookup's answer."""
         return addresses
 
+    def service_config(self):
+        """The target's service config, asked after ``addresses()`` and after
+        every lookup: None (the resolver has none: the channel uses its
+        ``grpc.service_config``), JSON text, or a dict decoded from it.  A
+        config that does not validate (or an exception raised here) leaves
+        the channel on its previous config; with none before and no
+        ``grpc.service_config``, the channel's calls fail UNAVAILABLE until a
+        good one comes (gRFC A21)."""
+        return None
+
 
 class DnsResolver(Resolver):
-    """dns: the facade's system resolver, unless the host is an IP literal."""
+    """dns: the system resolver, or the DNS server the target names
+    (dns://server/name), unless the host is an IP literal.  Its service
+    config comes from the name's TXT records (gRFC A2), which the facade
+    looks up with the addresses when the plane asks for them
+    (``ChannelPlane.lookup_txt``) and the plane chooses from."""
 
     def addresses(self):
         if is_ip_literal(self.target.host):

@@ -8,7 +8,8 @@ Parsing is syntax only: which scheme resolves how is the resolvers' business
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional
+from types import MappingProxyType
+from typing import List, Mapping, Optional
 from urllib.parse import unquote
 
 __all__ = ["Address", "Target", "parse_target", "is_ip_literal"]
@@ -34,26 +35,46 @@ def _is_ipv6(host):
 class Address:
     """One place to connect to.
 
-    ``family`` is 'inet', 'inet6' or 'unix'.  inet/inet6 addresses have
+    ``family`` is 'inet', 'inet6', 'unix' (or 'memory': a grpcpy.testing
+    server in this process, named by ``path``).  inet/inet6 addresses have
     ``host`` (an IP literal without brackets; for passthrough targets an
     unresolved host name) and ``port``; unix addresses have ``path``, which
     starts with a NUL character for Linux abstract sockets.
+
+    ``attributes``: what a resolver tells the balancers about the address
+    (read-only mapping; by convention "weight", "hash_key", "locality").
+    They are not part of the address's identity: the same address with
+    new attributes keeps its subchannel and connection.
     """
     family: str
     host: Optional[str] = None
     port: Optional[int] = None
     path: Optional[str] = None
+    attributes: Mapping = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self):
+        if type(self.attributes) is not MappingProxyType:
+            object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
 
     @classmethod
-    def ip(cls, host, port):
-        """An inet or inet6 address from an IP literal (what a resolver returns)."""
-        return cls("inet6" if ":" in host else "inet", host, int(port))
+    def ip(cls, host, port, **attributes):
+        """An inet or inet6 address from an IP literal (what a resolver
+        returns), with balancer attributes."""
+        return cls("inet6" if ":" in host else "inet", host, int(port), attributes=attributes)
 
     @classmethod
-    def unix(cls, path):
-        return cls("unix", path=path)
+    def unix(cls, path, **attributes):
+        return cls("unix", path=path, attributes=attributes)
+
+    def with_attributes(self, **attributes):
+        """This address with these attributes added (or replaced)."""
+        merged = dict(self.attributes)
+        merged.update(attributes)
+        return Address(self.family, self.host, self.port, self.path, merged)
 
     def __str__(self):
+        if self.family == "memory":      # grpcpy.testing's in-memory servers
+            return "memory:" + self.path
         if self.family == "unix":
             if self.path.startswith("\0"):
                 return "unix-abstract:" + self.path[1:]

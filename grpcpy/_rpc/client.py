@@ -29,13 +29,13 @@ metadata and received messages, and decides everything the API shows:
   facades; a plugin error fails the call UNAVAILABLE with its text.
 
 Attempts. A call is carried by attempts: each attempt is one core call on
-one connection. The structure is there for retries and hedging (several
-attempts, one after another or overlapping, on different connections, and
-the transparent retry of a stream the server never processed); today a call
-makes exactly one attempt and commits to it at once, so the attempt's
-connection and core call are also kept on the call itself for the hot path
-(`_conn`, `_core_call`). A later retry policy makes each uncommitted attempt
-the user of its own core call and buffers its events until it commits.
+one connection. Retries, hedging and the transparent retry of a stream the
+server never processed (several attempts, one after another or
+overlapping, on different connections) are grpcpy._rpc.attempts'; the
+connection and core call of the current attempt are kept on the call
+itself for the hot path (`_conn`, `_core_call`). A call that never retries
+pays for this with a few attribute checks: its first attempt is its own
+core call's user, and nothing is kept once the response headers commit it.
 
 A facade subclass provides: `_now()` (its clock: the deadline is kept in
 it), the wake-ups `_wake_initial`, `_wake_message`, `_wake_write`,
@@ -48,6 +48,7 @@ import collections
 import logging
 
 from grpcpy import _credentials, _types
+from grpcpy._rpc.attempts import UNSETTLED, CallAttempts
 
 _LOGGER = logging.getLogger("grpcpy.call")
 StatusCode = _types.StatusCode
@@ -122,7 +123,7 @@ class Attempt:
         return "<Attempt %d on %r>" % (self.number, self.conn)
 
 
-class ClientCall:
+class ClientCall(CallAttempts):
     """One client call: status, metadata, messages and the rules over them."""
 
     # state most calls never touch lives on the class until a call sets it
@@ -138,6 +139,13 @@ class ClientCall:
     _request = None            # the serialized unary request, until it is sent
     _response = _NOTHING       # the unary result once deserialized
     _response_streaming = True
+    _max_receive = -1          # the method config's maxResponseMessageBytes (-1: the channel's)
+    _lb_done = None            # the balancer's report for the current attempt (grpcpy._channel.driver)
+
+    @property
+    def _lb_call(self):
+        """The call a pick is for (a facade's queued waiter names its call)."""
+        return self
 
     def __init__(self, channel, method, serializer, deserializer, timeout, metadata, credentials,
                  wait_for_ready, compression, request=_NOTHING):
@@ -148,13 +156,20 @@ class ClientCall:
         self._method = method
         self._serializer = serializer
         self._deserializer = deserializer
+        self._wait_for_ready = wait_for_ready
+        configs = channel._method_configs
+        if configs is not None:
+            config = configs.method_config(method)
+            if config is not None:
+                timeout = self._apply_method_config(config, timeout, wait_for_ready)
+        elif not channel._config_settled:
+            self._policy = UNSETTLED        # looked up again at the start (attempts.py)
         self._deadline = None if timeout is None else self._now() + timeout
         self._messages = collections.deque()
         if metadata:
             check_metadata(metadata)
         self._metadata = metadata
         self._credentials = credentials
-        self._wait_for_ready = wait_for_ready
         if compression is None:
             self._compression = channel._options.compression
         else:
@@ -170,6 +185,8 @@ class ClientCall:
                 except Exception:
                     _LOGGER.exception(_SERIALIZE_FAILED)
                     self._finish_local(_INTERNAL, _SERIALIZE_FAILED)
+            if self._max_send is not None and self._request is not None:
+                self._too_large(self._request)
 
     # -- facade hooks ----------------------------------------------------------------
 
@@ -279,19 +296,49 @@ class ClientCall:
         connection and core call are `_conn` / `_core_call` (nothing is
         allocated for them on the hot path)."""
         log = self._attempt_log
-        if self._conn is not None:
+        if self._conn is not None and (self._conn, self._core_call) not in log:
             log = log + ((self._conn, self._core_call),)
         return [Attempt(conn, core_call, n) for n, (conn, core_call) in enumerate(log)]
 
     def _start_on(self, conn):
-        """Start an attempt on a ready connection (the facade holds its lock)
-        and commit to it; the unary request goes with it."""
+        """Start an attempt on a ready connection (the facade holds its
+        lock); the unary request goes with it."""
         if self._ended:
+            if self._lb_done is not None:       # picked, never sent
+                self._lb_done, done = None, self._lb_done
+                done(None, None)
             return
         refusal = conn.call_refusal
         if refusal is not None:     # e.g. the TLS call-host check
             self._finish_local(*refusal)
             return
+        if self._conn is not None or self._policy is not None:
+            self._start_again(conn)     # a retry, a hedge, a transparent retry
+            return
+        # (_open, inline: the everyday path)
+        deadline = self._deadline
+        if deadline is None:
+            now = 0.0
+            timeout = -1.0
+        else:
+            now = self._now()
+            timeout = max(0.0, deadline - now)
+        core = conn.core
+        core_call = core.start_call(self._method, now, timeout, self._metadata, self._compression, self,
+                                    self._response_streaming)
+        if self._max_receive >= 0:
+            core.set_receive_limit(core_call, self._max_receive)
+        self._conn = conn
+        self._core_call = core_call
+        request = self._request
+        if request is not None:
+            # (kept: a retry sends it again)
+            core.send_unary(core_call, request)
+        conn.after_action()
+
+    def _open(self, conn, metadata, user):
+        """A new core call for this call on `conn`, with what is left of the
+        deadline."""
         deadline = self._deadline
         if deadline is None:
             now = 0.0           # the core reads the clock only for a deadline
@@ -299,19 +346,15 @@ class ClientCall:
         else:
             now = self._now()
             timeout = max(0.0, deadline - now)
-        core = conn.core
         # metadata the wire cannot carry ends the call INTERNAL in the core
         # (its CALL_ENDED comes with after_action); a unary response is
         # held to exactly one message there too
-        core_call = core.start_call(self._method, now, timeout, self._metadata, self._compression, self,
+        core = conn.core
+        core_call = core.start_call(self._method, now, timeout, metadata, self._compression, user,
                                     self._response_streaming)
-        self._conn = conn
-        self._core_call = core_call
-        request = self._request
-        if request is not None:
-            self._request = None
-            core.send_unary(core_call, request)
-        conn.after_action()
+        if self._max_receive >= 0:
+            core.set_receive_limit(core_call, self._max_receive)
+        return core_call
 
     # -- events from the core ------------------------------------------------------------
 
@@ -327,7 +370,17 @@ class ClientCall:
         self._wake_write()
 
     def _on_end(self, code, details, trailing):
+        """The core ended the current attempt: the call's end, unless the
+        attempt failed before the call committed and another one follows."""
+        done = self._lb_done
+        if done is not None:
+            self._lb_done = None
+            done(code, trailing)
         if self._ended:
+            return
+        if code and self._initial_metadata is None and not self._committed \
+                and self._retry_or_not(code, details, trailing):
+            self._core_call.user = None
             return
         self._ended = True
         self._code = _status_from_number(code)
@@ -342,12 +395,22 @@ class ClientCall:
             # no more events for this call: break the cycle with the core's
             # call object so both are freed by reference counting
             core_call.user = None
+        if self._policy is not None:
+            self._record_outcome(code)
+        if self._kept is not None:
+            self._release_kept()
         self._wake_end()
+
+    def _end_call(self, code, details, trailing):
+        """End the call with this status, whatever attempts are left."""
+        self._committed = True
+        self._on_end(code, details, trailing)
 
     def _finish_local(self, code, details):
         """The call ends with a status decided here (never started, refused,
         cancelled)."""
         if not self._ended:
+            self._committed = True
             self._on_end(_status_number(code), details, ())
 
     # -- acting on the call (the facade holds the connection's lock) ---------------------
@@ -375,31 +438,68 @@ class ClientCall:
 
     def _send(self, payload):
         """Queue one request message: True while flow control holds it."""
+        if self._max_send is not None and self._too_large(payload):
+            return False
+        if self._initial_metadata is None and not self._committed:
+            # may still be replayed by another attempt
+            self._keep(payload)
+            if self._hedges:
+                self._send_hedged(payload)
+                return False
         conn = self._conn
+        if conn is None:
+            return False        # no attempt yet: the next one sends what was kept
         core = conn.core
         core_call = self._core_call
         core.send_message(core_call, payload)
         conn.after_action()
         return not self._ended and core.write_pending(core_call)
 
+    def _send_hedged(self, payload):
+        for hedge in self._hedges:
+            if hedge.live:
+                hedge.conn.core.send_message(hedge.core_call, payload)
+                hedge.conn.after_action()
+
     def _close_send(self):
-        if not self._ended and self._conn is not None:
+        self._half_closed = True
+        if self._ended:
+            return
+        if self._hedges:
+            for hedge in self._hedges:
+                if hedge.live:
+                    hedge.conn.core.close_send(hedge.core_call)
+                    hedge.conn.after_action()
+            return
+        if self._conn is not None:
             self._conn.core.close_send(self._core_call)
             self._conn.after_action()
 
     def _cancel(self, code=_CANCELLED, details=LOCALLY_CANCELLED, by_application=True):
-        """End the call now with this status: False if it had ended."""
+        """End the call now with this status (every attempt): False if it
+        had ended."""
         if self._ended:
             return False
         self._cancelled_locally = by_application
+        if self._timer is not None:
+            self._drop_timer()      # an attempt waiting for its time
         conn = self._conn
-        if conn is not None:
+        hedges = self._hedges
+        if hedges:
+            for hedge in hedges:
+                if hedge.live:
+                    hedge.live = False
+                    hedge.conn.core.cancel_call(hedge.core_call, details)
+        elif conn is not None:
             # resets the stream and queues the core's CALL_ENDED (CANCELLED)
             conn.core.cancel_call(self._core_call, details)
         # the status is ours: settled before that event is delivered, so
         # the core's CANCELLED never replaces the code we were given
         self._finish_local(code, details)
-        if conn is not None:
+        if hedges:
+            for hedge in hedges:
+                hedge.conn.after_action()
+        elif conn is not None:
             conn.after_action()
         return True
 

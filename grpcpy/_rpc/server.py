@@ -56,7 +56,7 @@ expect the facade to hold the connection's lock, if it has one.
 import collections
 import logging
 
-from grpcpy import _cext, _types
+from grpcpy import _cext, _channelz, _types
 from grpcpy._context import PeerInfo
 from grpcpy._rpc.client import check_metadata
 
@@ -262,11 +262,22 @@ class CallContext(PeerInfo):
 
     # -- status ---------------------------------------------------------------------------
 
-    def _set_abort(self, code, details):
+    def _set_abort(self, code, details, trailing_metadata=None):
+        """abort() and abort_with_status(), one rule for both facades: what
+        the handler set before and the abort does not replace stands. Empty
+        details keep set_details' text, and no trailing metadata keeps
+        set_trailing_metadata's (grpc.aio's behaviour; grpcio's sync server
+        drops both). Nothing the application chose is lost silently, and a
+        status from grpcpy.status.to_status brings its own trailers, which
+        then replace the earlier ones. OK is a mistake: UNKNOWN, no details."""
         if code is None or _status_number(code) == 0:
             _LOGGER.error("abort() called with StatusCode.OK; returning UNKNOWN")
             code = _UNKNOWN
             details = ""
+        elif not details and self._details:
+            details = self._details
+        if trailing_metadata:
+            self._trailing = tuple(trailing_metadata)
         self._code = code
         self._details = details
 
@@ -398,6 +409,9 @@ class ServerRules:
         self._interceptors = list(interceptors or ())
         self._max_rpcs = maximum_concurrent_rpcs
         self._active = set()
+        # channelz: the server's node (figures of its closed connections);
+        # a facade keeps its live connections in _connections
+        self._channelz = _channelz.Node(_channelz.SERVER, self)
         self.add_generic_rpc_handlers(generic_handlers or ())
 
     def add_generic_rpc_handlers(self, generic_rpc_handlers):
@@ -415,6 +429,32 @@ class ServerRules:
     def add_registered_method_handlers(self, service_name, method_handlers):
         for method, handler in method_handlers.items():
             self._registered[_types.fully_qualified_method(service_name, method)] = handler
+
+    _stop_hooks = ()
+
+    def _add_stop_hook(self, hook):
+        """A function stop() calls once, before any listener or connection
+        closes (grpcpy.health's drain_on_stop)."""
+        self._stop_hooks = tuple(self._stop_hooks) + (hook,)
+
+    def _run_stop_hooks(self):
+        for hook in self._stop_hooks:
+            try:
+                hook()
+            except Exception:  # a hook must not keep the server from stopping
+                _LOGGER.exception("stop hook failed")
+
+    def _service_names(self):
+        """The names of the services registered so far: those of methods in
+        the registry and of generic handlers that name their service
+        (ServiceRpcHandler). Read at call time by reflection, so services
+        added later are included."""
+        names = {method.split("/", 2)[1] for method in list(self._registered)}
+        for handler in list(self._handlers):
+            service_name = getattr(handler, "service_name", None)
+            if callable(service_name):
+                names.add(service_name())
+        return names
 
     # a server subclass sets: _context_class (its CallContext), _state
     # ("new", "started", "stopping", "stopped")

@@ -15,6 +15,7 @@ import time
 from grpcpy import _credentials, _types
 from grpcpy._rpc import client as _client
 from grpcpy._sync._conn import call_condition
+from grpcpy._sync._loop import get_loop
 
 _LOGGER = logging.getLogger("grpcpy.channel")
 StatusCode = _types.StatusCode
@@ -74,18 +75,34 @@ class _Call(_client.ClientCall):
         unary request goes with it."""
         if self._ended or not self._authenticate():
             return
+        # the lock of every connection of the channel: the call's attempts
+        # may be on any of them
+        self._cond = call_condition(self._channel._io_lock)
         conn = self._channel._get_connection(self)
         if conn is None:
             return
         with conn.lock:
             if self._ended:
                 return
-            self._cond = call_condition(conn.lock)
             self._start_on(conn)
 
     def _fail(self, code, details):
-        """The channel could not give the call a connection."""
-        self._finish_local(code, details)
+        """The channel could not give the call a connection (a retry policy
+        may try again)."""
+        with self._cond:
+            self._pick_failed(code, details)
+
+    # -- later attempts (grpcpy._rpc.attempts) -----------------------------------------
+
+    def _call_at(self, when, fn):
+        return get_loop().call_at(when, fn)
+
+    def _attempt_timer(self):
+        """On the loop thread: the next attempt is due."""
+        with self._cond:
+            due = self._attempt_due()
+        if due:
+            self._channel._start_attempt(self)
 
     def _authenticate(self):
         """Run the call's metadata plugins in this thread, within the
@@ -160,7 +177,9 @@ class _Call(_client.ClientCall):
             if self._send(payload):
                 while not self._ended and self._conn.core.write_pending(self._core_call):
                     cond.wait()
-            self._conn.wait_writable_locked()
+            conn = self._conn
+            if conn is not None:
+                conn.wait_writable_locked()
         return not self._ended
 
     def _consume_requests(self, request_iterator):
@@ -182,10 +201,10 @@ class _Call(_client.ClientCall):
 
     def _locked(self, action, *args):
         """Run a call-layer action under the connection's lock (if any)."""
-        conn = self._conn
-        if conn is None:
+        cond = self._cond
+        if cond is None:
             return action(*args)
-        with conn.lock:
+        with cond:
             return action(*args)
 
     def _serialize_failed(self):

@@ -3,7 +3,7 @@
 The channel performs the I/O its ChannelDriver (grpcpy._channel.driver) asks
 for: connects and TLS handshakes run without blocking on the process's I/O
 loop (grpcpy._sync._loop), which also runs the channel's timer; DNS lookups
-run on short-lived threads (getaddrinfo blocks). Calls start on the
+(grpcpy._channel.dns) run on short-lived threads (they block). Calls start on the
 connection the driver picks and block on Conditions that share their
 connection's lock; the loop wakes them.
 
@@ -24,6 +24,7 @@ import weakref
 
 from grpcpy import _types
 from grpcpy._channel.driver import NO_PREFACE, ChannelDriver
+from grpcpy._channel.lb.base import READY
 from grpcpy._rpc.client import ChannelMethods
 from grpcpy._rpc.events import dispatch_client
 from grpcpy._sync import _loop
@@ -40,7 +41,9 @@ _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK, errno.EALREA
 
 class _ClientConnection(SyncConnection):
     def __init__(self, channel, sub_id, sock, attempt=None):
-        super().__init__(channel._new_core(), sock)
+        # one lock for all of a channel's connections: a call's attempts
+        # (retries, hedges) may run on any of them and it waits on one Condition
+        super().__init__(channel._new_core(), sock, lock=channel._io_lock)
         self._channel = weakref.ref(channel)
         self.sub_id = sub_id
         self._reported = False
@@ -92,8 +95,11 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
         self._init_args = (target, options, credentials, compression)
         self._init_driver(target, options, credentials, compression)
         self._lock = threading.Lock()
+        # the lock of every connection of the channel (taken after _lock, never before)
+        self._io_lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._timer = None
+        self._attempts = {}         # sub_id -> _Attempt in progress
         self._subscribers = []
         self._last_published = None
         self._notifier = _Notifier()
@@ -168,7 +174,9 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
         dropped (by the connections themselves); the channel starts again
         from its target and options, as a new one would."""
         _loop.reinit_lock(self._lock)
+        _loop.reinit_lock(self._io_lock)
         self._timer = None
+        self._attempts = {}
         self._notifier = _Notifier()
         if self._closed:
             return
@@ -179,24 +187,18 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
 
     # -- picking ---------------------------------------------------------------------------
 
-    def _pick_now(self):
-        conn = ChannelDriver._pick_now(self)
-        if conn is not None and conn._reported:
-            # lost or going away: the channel hears of it on the loop, soon;
-            # until then no call may start there
-            return None
-        return conn
-
     def _needs_wait(self):
+        """Would a call wait for a connection now?  (A peek: no pick is made.)"""
         with self._lock:
-            return self._pick_now() is None
+            return self._plane.state != READY or not any(
+                not (conn.closed or conn._reported) for conn in self._connections.values())
 
     def _get_connection(self, state):
         """A ready connection for the call, waiting for one as the driver
         rules; None after failing the call."""
         with self._lock:
             if not self._closed:
-                conn = self._pick_now()
+                conn = self._pick_now(state)
                 if conn is not None:
                     return conn
             waiter = _Waiter(state, self._changed)
@@ -208,19 +210,41 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
                 return None
             return waiter.conn
 
+    def _start_attempt(self, call):
+        """A call's next attempt (a retry or a hedge; on the loop thread, no
+        lock held): start it on a ready connection, or let it wait as the
+        driver's rules say."""
+        with self._lock:
+            if not self._closed:
+                conn = self._pick_now(call)
+                if conn is not None:
+                    with conn.lock:
+                        call._start_on(conn)
+                    return
+            self._submit(_AttemptWaiter(call), monotonic())
+
     # -- the driver's hooks (called with the lock held) ------------------------------------------
 
     def _io_resolve(self, host, port):
-        threading.Thread(target=_resolve, args=(weakref.ref(self), host, port), daemon=True,
+        lookup, args = self._lookup_call(host, port)
+        threading.Thread(target=_resolve, args=(weakref.ref(self), host, port, lookup, args), daemon=True,
                          name="grpcpy-resolve").start()
 
     def _io_connect(self, sub_id, address, deadline):
-        _Attempt(self, sub_id, address, deadline).start()
+        attempt = _Attempt(self, sub_id, address, deadline)
+        self._attempts[sub_id] = attempt
+        attempt.start()
 
     def _io_close(self, sub_id, conn):
-        if conn is not None:   # an attempt in progress finds the channel's answer when it ends
+        if conn is not None:
             conn._reported = True
             conn.close()
+        else:
+            # an attempt given up (another won): its socket goes now, not at
+            # its deadline; what it reports the plane ignores
+            attempt = self._attempts.pop(sub_id, None)
+            if attempt is not None:
+                get_loop().call_soon(attempt.failed, OSError("connection attempt abandoned"))
 
     def _io_arm_timer(self, when):
         if self._timer is not None:
@@ -234,7 +258,28 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
             for callback in self._subscribers:
                 self._notifier.post(callback, state)
 
+    def _io_post(self):
+        get_loop().call_soon(_channel_posted, weakref.ref(self))
+
+    def _io_start_stream(self, call, conn):
+        with conn.lock:
+            call._start_on(conn)
+
+    def _io_cancel_stream(self, call):
+        conn = call._conn
+        if conn is None:
+            call._cancel()
+        else:
+            with conn.lock:
+                call._cancel()
+
+    _clock = staticmethod(monotonic)
+
     # -- reports (the loop, a resolver thread) ---------------------------------------------------
+
+    def _on_posted(self):
+        with self._lock:
+            self._run_posted(monotonic())
 
     def _on_timer(self, when):
         with self._lock:
@@ -245,15 +290,21 @@ class Channel(ChannelMethods, _types.Channel, ChannelDriver):
             self._connection_lost(monotonic(), conn)
 
 
+def _channel_posted(ref):
+    channel = ref()
+    if channel is not None:
+        channel._on_posted()
+
+
 def _channel_timer(ref, when):
     channel = ref()
     if channel is not None:
         channel._on_timer(when)
 
 
-def _resolve(ref, host, port):
+def _resolve(ref, host, port, lookup, args):
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        answer = lookup(*args)
         error = None
     except (OSError, UnicodeError) as exc:
         error = exc
@@ -264,7 +315,7 @@ def _resolve(ref, host, port):
         if error is not None:
             channel._lookup_failed(monotonic(), host, port, error)
         else:
-            channel._lookup_done(monotonic(), infos)
+            channel._lookup_done(monotonic(), *answer)
 
 
 def _release(held):
@@ -309,6 +360,10 @@ class _Attempt:
 
     def start(self):
         address = self._address
+        if address.family == "memory":
+            # grpcpy.testing's in-memory server: no socket to connect
+            self._loop.call_soon(self._connect_memory, address.path)
+            return
         if address.family == "unix":
             self._loop.call_soon(self._connect, socket.AF_UNIX, address.path)
             return
@@ -351,6 +406,17 @@ class _Attempt:
         at_fork_child(self)
         if not self._loop.add(self, WRITE):
             self.failed(OSError("socket closed"))
+
+    def _connect_memory(self, name):
+        from grpcpy.testing import _transport
+        self._timer = self._loop.call_at(self._deadline, self._timed_out)
+        try:
+            sock = _transport.connect_sync(name)
+        except OSError as exc:
+            self.failed(exc)
+            return
+        self.sock = sock
+        self._make_connection(sock, None)
 
     def io_event(self, mask):
         """The connect finished (the socket became writable)."""
@@ -454,6 +520,9 @@ class _Attempt:
 
     def _end(self):
         self._ended = True
+        channel = self._channel()
+        if channel is not None:
+            channel._attempts.pop(self._sub_id, None)
         forget_at_fork(self)
         if self._timer is not None:
             self._timer.cancel()
@@ -474,9 +543,10 @@ class _Attempt:
 class _Waiter:
     """A call blocked in _get_connection, as the driver's queue holds it."""
 
-    __slots__ = ("_deadline", "_wait_for_ready", "_cond", "conn", "failure")
+    __slots__ = ("_deadline", "_wait_for_ready", "_cond", "conn", "failure", "_lb_call")
 
     def __init__(self, state, cond):
+        self._lb_call = state
         self._deadline = state._deadline
         self._wait_for_ready = state._wait_for_ready
         self._cond = cond
@@ -490,6 +560,28 @@ class _Waiter:
     def _fail_start(self, code, details):
         self.failure = (code, details)
         self._cond.notify_all()
+
+
+class _AttemptWaiter:
+    """A call's later attempt waiting in the driver's queue (called with the
+    channel's lock held; the call's own lock comes after it)."""
+
+    __slots__ = ("_call", "_deadline", "_wait_for_ready", "_lb_call")
+
+    def __init__(self, call):
+        self._call = call
+        self._lb_call = call
+        self._deadline = call._deadline
+        self._wait_for_ready = call._wait_for_ready
+
+    def _start_on(self, conn):
+        with conn.lock:
+            self._call._start_on(conn)
+
+    def _fail_start(self, code, details):
+        call = self._call
+        with call._cond:
+            call._pick_failed(code, details)
 
 
 class _Notifier:

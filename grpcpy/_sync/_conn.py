@@ -254,7 +254,7 @@ class SyncConnection:
     """Drives one sans-IO core over a connected socket, on the process's
     I/O loop."""
 
-    def __init__(self, core, sock, name=None):
+    def __init__(self, core, sock, name=None, lock=None):
         self._tls = None
         if isinstance(sock, TlsSession):
             self._tls = sock
@@ -262,7 +262,7 @@ class SyncConnection:
         self.core = core
         self.sock = sock
         self._fd = sock.fileno()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock() if lock is None else lock
         self.closed = False
         self.peer = _format_peer(sock)
         self._rsize = _RECV_MIN         # bytes asked of each recv

@@ -37,6 +37,9 @@ monotonic = time.monotonic
 CallFailed = _rules.CallFailed
 # a client gets this long to complete its TLS handshake
 _TLS_HANDSHAKE_TIMEOUT = 10.0
+# responses a non-blocking handler may queue beyond what flow control lets go
+_MAX_HELD = 4 * 1024 * 1024
+_HELD_TOO_MUCH = "the client is not reading the responses"
 
 
 class _Abort(Exception):
@@ -78,6 +81,12 @@ class ServicerContext(_rules.CallContext, _types.ServicerContext):
         if callbacks:
             # never run application code on the I/O thread under the lock
             threading.Thread(target=_run_callbacks, args=(callbacks,), daemon=True).start()
+        if self._detached:
+            self._conn.server._detached_ended(self)
+
+    def _on_write_ready(self):
+        self._held = 0
+        self._cond.notify_all()
 
     # -- requests ------------------------------------------------------------------
 
@@ -118,7 +127,45 @@ class ServicerContext(_rules.CallContext, _types.ServicerContext):
     def _finish(self, code, details):
         with self._cond:
             callbacks = self._send_status(code, details)
+            if self._detached:
+                self._conn.server._detached_ended(self)
         _run_callbacks(callbacks)
+
+    # -- the non-blocking response protocol (grpcio's experimental_non_blocking) -------
+
+    _detached = False     # the handler returned; the call goes on without its worker
+    _held = 0             # bytes queued since flow control last let everything go
+
+    def _send_response(self, message):
+        """send_response_callback: queue one response without waiting (any
+        thread); None ends the call with the handler's status (OK unless it
+        set a code). Responses the client does not read are bounded: past
+        _MAX_HELD bytes held by flow control the call ends
+        RESOURCE_EXHAUSTED. (Keeping only the newest response instead would
+        suit a health Watch, but this protocol carries any stream, whose
+        messages must not be dropped silently; a health client whose Watch
+        fails calls Watch again, as the health-checking spec asks.)"""
+        if message is None:
+            self._finish(*self._final_status())
+            return
+        try:
+            payload = self._serialize(message)
+        except CallFailed as fail:
+            self._finish(fail.code, fail.details)
+            return
+        with self._cond:
+            if self._finished:
+                return
+            if self._core.write_pending(self._call):
+                self._held += len(payload)
+                if self._held > _MAX_HELD:
+                    payload = None
+            if payload is not None:
+                self._send(payload)
+                return
+        _LOGGER.warning("%s: the client has not read %d bytes of responses; ending the call",
+                        self._call.method, self._held)
+        self._finish(_types.StatusCode.RESOURCE_EXHAUSTED, _HELD_TOO_MUCH)
 
     def _finish_unary(self, response):
         with self._cond:
@@ -141,8 +188,8 @@ class ServicerContext(_rules.CallContext, _types.ServicerContext):
         raise _Abort()
 
     def abort_with_status(self, status):
-        self._trailing = tuple(getattr(status, "trailing_metadata", ()) or ())
-        self.abort(status.code, status.details)
+        self._set_abort(status.code, status.details, getattr(status, "trailing_metadata", None))
+        raise _Abort()
 
     def time_remaining(self):
         return self._time_remaining(monotonic())
@@ -301,6 +348,10 @@ class Server(_rules.ServerRules):
                 self._stopped.set()
                 return self._stopped
             self._state = "stopping"
+        # before anything closes (e.g. health services turn NOT_SERVING, so
+        # that open Watches tell their load balancers)
+        self._run_stop_hooks()
+        with self._lock:
             connections = list(self._connections)
             handshakes = list(self._handshakes)
             self._handshakes.clear()
@@ -359,9 +410,17 @@ class Server(_rules.ServerRules):
     def __exit__(self, *exc):
         self.stop(None)
 
+    def _detached_ended(self, ctx):
+        """A call whose handler returned under the non-blocking protocol
+        has ended (its connection's lock held)."""
+        with self._lock:
+            self._active.discard(ctx)
+
     def _connection_gone(self, conn):
         with self._lock:
-            self._connections.discard(conn)
+            if conn in self._connections:
+                self._connections.discard(conn)
+                self._channelz.retire(conn.core)
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -436,7 +495,7 @@ class Server(_rules.ServerRules):
         finally:
             with self._lock:
                 self._busy -= 1
-                if not parked:
+                if not parked and not (ctx._detached and not ctx._finished):
                     self._active.discard(ctx)
 
     def _invoke(self, ctx, handler):
@@ -449,6 +508,13 @@ class Server(_rules.ServerRules):
         behavior = _rules.behavior_of(handler)
         if not handler.response_streaming:
             ctx._finish_unary(behavior(request, ctx))
+            return
+        if getattr(behavior, "experimental_non_blocking", False):
+            # the handler returns at once and sends through the callback;
+            # the call stays active (stop's grace waits for it) until it
+            # ends, and its worker goes back to the pool now
+            ctx._detached = True
+            behavior(request, ctx, ctx._send_response)
             return
         responses = behavior(request, ctx)
         if responses is None:

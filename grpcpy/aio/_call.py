@@ -132,7 +132,7 @@ class Call(_client.ClientCall):
                 self._started = self._loop.create_future()
                 self._loop.create_task(self._authenticate_then_start(plugins))
                 return
-        proto = channel._pick_now()
+        proto = channel._pick_now(self)
         if proto is not None:
             self._start_on(proto)
         else:
@@ -161,7 +161,7 @@ class Call(_client.ClientCall):
         if self._ended:
             return
         self._auth_done(extra)
-        proto = self._channel._pick_now()
+        proto = self._channel._pick_now(self)
         if proto is not None:
             self._start_on(proto)
         else:
@@ -179,8 +179,22 @@ class Call(_client.ClientCall):
             started.set_result(None)
 
     def _fail_start(self, code, details):
-        """The channel could not give this call a connection."""
-        self._finish_local(code, details)
+        """The channel could not give this call a connection (a retry policy
+        may try again)."""
+        self._pick_failed(code, details)
+
+    # -- later attempts (grpcpy._rpc.attempts) -----------------------------------------
+
+    def _call_at(self, when, fn):
+        return self._loop.call_at(when, fn)
+
+    def _attempt_timer(self):
+        if self._attempt_due():
+            proto = self._channel._pick_now(self)
+            if proto is not None:
+                self._start_on(proto)
+            else:
+                self._channel._enqueue(self)
 
     # -- grpc.aio.Call / RpcContext -----------------------------------------------
 
@@ -292,7 +306,9 @@ class Call(_client.ClientCall):
         if self._send(payload):
             self._write_waiter = self._loop.create_future()
             await self._write_waiter
-        await self._conn.wait_writable()
+        conn = self._conn
+        if conn is not None:
+            await conn.wait_writable()
 
     _writes_closed = False
 

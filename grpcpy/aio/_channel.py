@@ -1,7 +1,7 @@
 """grpcpy.aio.Channel: the asyncio channel, compatible with grpc.aio.Channel.
 
 The channel performs the I/O its ChannelDriver (grpcpy._channel.driver) asks
-for - DNS lookups through the loop's resolver, connects, the timer - and
+for - DNS lookups (grpcpy._channel.dns, in the loop's executor), connects, the timer - and
 reports the results back. Which address to use, when to retry, what the
 connectivity state is and what happens to a call that finds no ready
 connection are the driver's and its plane's decisions. Calls are started on
@@ -178,10 +178,10 @@ class Channel(ChannelMethods, ChannelDriver):
     def _untrack(self, call):
         self._calls.discard(call)
 
-    def _pick_now(self):
+    def _pick_now(self, call=None):
         if self._pid != os.getpid():
             return None
-        return ChannelDriver._pick_now(self)
+        return ChannelDriver._pick_now(self, call)
 
     def _enqueue(self, call):
         if self._pid != os.getpid():
@@ -204,6 +204,29 @@ class Channel(ChannelMethods, ChannelDriver):
         if proto is not None:
             proto._reported = True
             proto.close()
+
+    def _io_post(self):
+        loop = self._loop
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if here:
+            loop.call_soon(_posted, weakref.ref(self))
+        else:
+            try:
+                loop.call_soon_threadsafe(_posted, weakref.ref(self))
+            except RuntimeError:        # the loop is closed
+                pass
+
+    def _io_start_stream(self, call, proto):
+        call._start_on(proto)
+
+    def _io_cancel_stream(self, call):
+        call._cancel()
+
+    def _clock(self):
+        return self._loop.time()
 
     def _io_arm_timer(self, when):
         if self._timer is not None:
@@ -228,23 +251,29 @@ class Channel(ChannelMethods, ChannelDriver):
         task.add_done_callback(lambda t, key=key: self._pending_io.pop(key, None) if self._pending_io.get(key) is t else None)
 
     async def _resolve(self, host, port):
+        lookup, args = self._lookup_call(host, port)
         try:
-            infos = await self._loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            answer = await self._loop.run_in_executor(None, lookup, *args)
         except (OSError, UnicodeError) as exc:
             self._lookup_failed(self._loop.time(), host, port, exc)
             return
-        self._lookup_done(self._loop.time(), infos)
+        self._lookup_done(self._loop.time(), *answer)
 
     async def _connect(self, sub_id, address, deadline):
         loop = self._loop
         factory = lambda: _ClientProtocol(self, sub_id)  # noqa: E731
+        transport = None
         try:
             timeout = max(0.0, deadline - loop.time())
             tls = {}
             if self._tls:
                 tls = {"ssl": self._credentials.client_context(), "server_hostname": self._server_hostname,
                        "ssl_handshake_timeout": max(timeout, 0.001)}
-            if address.family == "unix" and address.path.startswith("\0"):
+            if address.family == "memory":
+                # grpcpy.testing's in-memory server: no socket to connect
+                from grpcpy.testing import _transport
+                coro = _transport.connect_aio(loop, factory, address.path)
+            elif address.family == "unix" and address.path.startswith("\0"):
                 coro = _open_abstract(loop, factory, address.path, tls)
             elif address.family == "unix":
                 coro = loop.create_unix_connection(factory, address.path, **tls)
@@ -264,6 +293,11 @@ class Channel(ChannelMethods, ChannelDriver):
                 transport.abort()
                 raise OSError(NO_PREFACE) from None
         except asyncio.CancelledError:
+            # given up (another attempt won, or the channel closed): the
+            # socket goes now, not at its deadline
+            if transport is not None:
+                proto._reported = True
+                transport.abort()
             raise
         except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
             self._connect_failed(loop.time(), sub_id, address, exc)
@@ -273,6 +307,12 @@ class Channel(ChannelMethods, ChannelDriver):
 
     def _subchannel_lost(self, proto):
         self._connection_lost(self._loop.time(), proto)
+
+
+def _posted(ref):
+    channel = ref()
+    if channel is not None:
+        channel._run_posted(channel._loop.time())
 
 
 def _timer_fired(channel_ref, when):

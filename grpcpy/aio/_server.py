@@ -62,7 +62,10 @@ class _ServerProtocol(AioConnection):
 
     def connection_lost(self, exc):
         super().connection_lost(exc)
-        self.server._connections.discard(self)
+        server = self.server
+        if self in server._connections:
+            server._connections.discard(self)
+            server._channelz.retire(self.core)
 
     dispatch = dispatch_server
 
@@ -237,9 +240,7 @@ class ServicerContext(_rules.CallContext):
     # -- status ------------------------------------------------------------------
 
     async def abort(self, code, details="", trailing_metadata=()):
-        self._set_abort(code, details)
-        if trailing_metadata:
-            self._trailing = tuple(trailing_metadata)
+        self._set_abort(code, details, trailing_metadata)
         raise AbortError()
 
     async def abort_with_status(self, status):
@@ -349,6 +350,7 @@ class Server(_rules.ServerRules):
             else:
                 listener = await self._loop.create_server(factory, sock=sock)
             self._listeners.append(listener)
+        self._listening = [sock for sock, _ in self._sockets]     # (channelz)
         self._sockets = []
 
     async def stop(self, grace):
@@ -366,6 +368,11 @@ class Server(_rules.ServerRules):
             await asyncio.shield(self._stopped)
             return
         self._state = "stopping"
+        if self._stop_hooks:
+            self._run_stop_hooks()
+            # one turn of the loop: handlers the hooks woke (health Watches
+            # told NOT_SERVING) write before anything closes, even with no grace
+            await asyncio.sleep(0)
         for listener in self._listeners:
             listener.close()
         # a connection still in its TLS handshake has no call to finish

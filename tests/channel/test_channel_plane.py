@@ -200,7 +200,7 @@ def test_idle_connecting_ready():
     assert p.state == CONNECTING
     _, sid, addr, deadline = only_connect(p)
     assert addr == A1 and deadline == 20.0     # max(0 + 1, 0 + 20)
-    assert p.next_timer() == 20.0
+    assert p.next_timer() == 0.25              # the next address's attempt, if this one is slow
     p.request_connection(0.1)                  # already connecting: nothing new
     assert p.take_actions() == []
     p.connect_succeeded(0.2, sid)
@@ -237,7 +237,7 @@ def test_all_fail_transient_failure_then_retry_after_backoff():
     _, s2, _, _ = only_connect(p)
     p.connect_failed(0.2, s2, "No route to host")
     assert p.state == TRANSIENT_FAILURE
-    assert p.last_error == ("failed to connect to all addresses; last error: "
+    assert p.last_error == ("failed to connect to all addresses: ipv4:10.0.0.1:50051: Connection refused; "
                             "ipv4:10.0.0.2:50051: No route to host")
     assert p.pick() is None
     assert p.take_actions() == []
@@ -291,26 +291,28 @@ def test_connect_timeout_via_timer():
     p.request_connection(0.0)
     _, s1, _, deadline = only_connect(p)
     assert deadline == 20.0
+    p.timer(0.25)                              # slow: the second address's attempt starts too
+    _, s2, addr2, deadline2 = only_connect(p)
+    assert addr2 == A2 and deadline2 == 20.25
+    assert p.next_timer() == 20.0
     p.timer(19.9)
     assert p.take_actions() == [] and p.state == CONNECTING
     p.timer(20.0)
-    actions = p.take_actions()
-    assert actions[0] == ("close", s1)
-    [(_, s2, addr2, deadline2)] = connects(actions[1:])
-    assert addr2 == A2 and deadline2 == 40.0
-    p.connect_succeeded(20.5, s1)              # the abandoned attempt answers late
+    assert p.take_actions() == [("close", s1)]
+    assert p.state == CONNECTING               # the second attempt is still going
+    p.connect_succeeded(20.1, s1)              # the abandoned attempt answers late
     assert p.take_actions() == [("close", s1)]
     assert p.state == CONNECTING
-    p.connect_failed(21.0, s1, "late")          # ignored
+    p.connect_failed(20.1, s1, "late")          # ignored
     assert p.state == CONNECTING and p.take_actions() == []
-    p.timer(40.0)
+    p.timer(20.25)
     actions = p.take_actions()
     assert actions[0] == ("close", s2)
     assert p.state == TRANSIENT_FAILURE
-    assert "ipv4:10.0.0.2:50051: connect timed out" in p.last_error
-    # both attempts took longer than their backoff: the first address is retried at once
-    _, s3, addr3, _ = connects(actions)[0]
-    assert addr3 == A1
+    assert p.last_error == ("failed to connect to all addresses: ipv4:10.0.0.1:50051: connect timed out; "
+                            "ipv4:10.0.0.2:50051: connect timed out")
+    # both attempts took longer than their backoff: both are retried at once
+    assert [a[2] for a in connects(actions)] == [A1, A2]
 
 
 def test_connection_lost_goes_idle_and_reconnects_on_request():

@@ -6,6 +6,7 @@ import socket
 import pytest
 
 from grpcpy._channel.driver import NO_PREFACE, ChannelDriver
+from grpcpy._channel.service_config import ServiceConfigError
 from grpcpy._channel.target import Address
 
 FIXED = [("grpc.testing.fixed_reconnect_backoff_ms", 1000)]   # 1 s backoff and connect timeout, no jitter
@@ -53,6 +54,7 @@ class Core:
 
 class Conn:
     closed = False
+    _reported = False       # the facade has reported it lost or going away
 
     def __init__(self, sub_id):
         self.sub_id = sub_id
@@ -99,8 +101,7 @@ def test_transient_failure_fails_calls_without_wait_for_ready():
     d._connect_failed(0.1, sub, A1, ConnectionRefusedError(111, "Connection refused"))
     code, details = fast.outcome
     assert code == "UNAVAILABLE"
-    assert details == ("failed to connect to all addresses; last error: ipv4:10.0.0.1:50051: "
-                       "failed to connect to ipv4:10.0.0.1:50051: [Errno 111] Connection refused")
+    assert details == "failed to connect to all addresses: ipv4:10.0.0.1:50051: Connection refused"
     assert patient.outcome is None
     # a new call in TRANSIENT_FAILURE fails at once, without waiting
     late = Call()
@@ -232,26 +233,20 @@ def test_a_failed_lookup_fails_calls_that_do_not_wait():
     assert details.endswith("Name or service not known")
 
 
-def test_an_unusable_service_config_fails_every_call_as_grpcio():
-    config = '{"loadBalancingConfig": [{"no_such_policy": {}}]}'
-    d = Recorder(options=[("grpc.service_config", config)])
-    call = Call(wait_for_ready=True)
-    d._submit(call, 0.0)
-    assert call.outcome == (
-        "INVALID_ARGUMENT", "Failed to create channel to 'ipv4:10.0.0.1:50051':errors validating service "
-        "config: [field:loadBalancingConfig error:No known policies in list: no_such_policy]")
-    assert d.io == []
-    d._request_connection(0.0)
-    assert d.io == [] and d._connectivity().name == "IDLE"
-
-
-@pytest.mark.parametrize("config", ["not json", "[1, 2]"])
-def test_a_service_config_that_is_not_json(config):
-    d = Recorder(options=[("grpc.service_config", config)])
-    call = Call()
-    d._submit(call, 0.0)
-    code, details = call.outcome
-    assert code == "INVALID_ARGUMENT" and "JSON parsing failed" in details
+@pytest.mark.parametrize("config, message", [
+    ('{"loadBalancingConfig": [{"no_such_policy": {}}]}',
+     "errors validating service config: [field:loadBalancingConfig error:No known policies in list: "
+     "no_such_policy]"),
+    ("not json", "JSON parsing failed"),
+    ("[1, 2]", "errors validating service config: [field: error:is not an object]"),
+])
+def test_an_unusable_service_config_fails_the_channel(config, message):
+    # (grpcio makes the channel and fails every call INVALID_ARGUMENT with the
+    # same message; grpcpy says so when the channel is made)
+    with pytest.raises(ServiceConfigError) as info:
+        Recorder(options=[("grpc.service_config", config)])
+    assert str(info.value).startswith(message)
+    assert isinstance(info.value, ValueError)
 
 
 def test_client_idle_timeout_closes_an_unused_connection_and_the_next_call_reconnects():

@@ -206,11 +206,17 @@ def test_policy_options_that_work(any_client, server, options):
     assert any_client("127.0.0.1:%d" % server, options) == b"hi"
 
 
-def test_a_service_config_without_a_known_policy(any_client, server):
+def test_a_service_config_without_a_known_policy(client, server):
+    # grpcio makes the channel and fails its calls with the message; grpcpy
+    # refuses to make it, with the same message
     config = json.dumps({"loadBalancingConfig": [{"nope": {}}]})
-    code, details = any_client("127.0.0.1:%d" % server, [("grpc.service_config", config)])
+    target = "127.0.0.1:%d" % server
+    code, details = REFERENCE["grpcio"](target, [("grpc.service_config", config)])
     assert code == "INVALID_ARGUMENT"
-    assert "No known policies in list: nope" in details
+    with pytest.raises(ValueError) as info:
+        client(target, [("grpc.service_config", config)])
+    assert "No known policies in list: nope" in str(info.value)
+    assert details.endswith(":" + str(info.value))
 
 
 # ---------------------------------------------------------------- waiting calls

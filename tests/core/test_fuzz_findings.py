@@ -151,6 +151,49 @@ def test_lower_case_names_with_digits_and_symbols_are_accepted():
     assert len(srv.started(events)) == 1 and not rsts(frames)
 
 
+@pytest.mark.parametrize("field", [
+    (b"x-custom", b"a\x00b"), (b"x-custom", b"a\rb"), (b"x-custom", b"a\nX-Injected: 1"),
+    (b"x-custom", b"\n"), (b":path", b"/svc/Method\r\n"),
+    (b"connection", b"close"), (b"keep-alive", b"timeout=5"), (b"proxy-connection", b"keep-alive"),
+    (b"transfer-encoding", b"chunked"), (b"upgrade", b"h2c"), (b"te", b"gzip"),
+])
+def test_request_with_a_bad_value_or_a_connection_specific_field_is_reset(field):
+    # RFC 9113 §8.2.1 (NUL, CR, LF in a value) and §8.2.2 (connection-
+    # specific fields; TE other than "trailers"): a malformed request,
+    # reset PROTOCOL_ERROR; the connection serves the next one.
+    srv = ServerSide()
+    headers = [h for h in REQUEST if h[0] != field[0]] + [field]
+    events, frames = srv.send(srv.peer.headers(1, headers, end_stream=True))
+    assert not srv.started(events)
+    assert [f.error_code for f in rsts(frames, 1)] == [PROTOCOL_ERROR]
+    assert not goaways(frames)
+    events, _ = srv.send(srv.peer.headers(3, REQUEST, end_stream=True))
+    assert [call.stream_id for call in srv.started(events)] == [3]
+
+
+@pytest.mark.parametrize("field", [(b"x-custom", b"a\nb"), (b"connection", b"close")])
+def test_response_with_a_bad_value_or_a_connection_specific_field_fails_the_call(field):
+    cli = ClientSide()
+    call = cli.core.start_call("/svc/Method", cli.now, -1)
+    cli.core.send_unary(call, b"x")
+    cli.peer.read(cli.core.data_to_send())
+    events = cli.core.receive_data(cli.peer.headers(
+        1, [(b":status", b"200"), (b"content-type", b"application/grpc"), field]))
+    frames = cli.peer.read(cli.core.data_to_send())
+    assert call.is_done and call.code == c.SC_INTERNAL
+    assert [f.error_code for f in rsts(frames, 1)] == [PROTOCOL_ERROR]
+
+
+def test_values_with_spaces_tabs_and_high_bytes_are_accepted():
+    # only NUL, CR and LF are refused in a value; white space at the ends
+    # (seen from peers in grpc-message) and obs-text bytes pass
+    srv = ServerSide()
+    extra = [(b"x-a", b" padded "), (b"x-b", b"\ttab"), (b"x-c", b"\xff\x80"), (b"te", b"trailers")]
+    headers = [h for h in REQUEST if h[0] != b"te"] + extra
+    events, frames = srv.send(srv.peer.headers(1, headers, end_stream=True))
+    assert len(srv.started(events)) == 1 and not rsts(frames)
+
+
 # ---------------------------------------------------------------------------
 # 3. finished calls release their memory at once
 

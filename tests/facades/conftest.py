@@ -86,6 +86,10 @@ def fresh_server():
     yield make
     for s in made:
         s.stop()
+        # A later server may get the same port: a client cached for this
+        # one would meet it in its reconnect backoff (connection refused).
+        for key in [k for k in _CLIENTS if k[1] == s.target]:
+            _CLIENTS.pop(key).close()
 
 
 @pytest.fixture(params=[f for f in drivers.FACADES if drivers.is_aio(f)])

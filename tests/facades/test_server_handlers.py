@@ -61,6 +61,20 @@ def test_abort_with_status_binary_trailing_metadata(server, observer):
     assert "after" not in b.observed
 
 
+def test_abort_keeps_details_and_trailers_set_before(server, observer, server_facade):
+    """One rule for both grpcpy facades (grpcpy/_rpc/server.py _set_abort):
+    abort with empty details keeps set_details' text, and trailers set
+    before stand (grpc.aio's behaviour; grpcio's sync server drops the
+    details, and abort_with_status drops its trailers too)."""
+    b = Behaviour("unary_unary", [("set_trailing_metadata", (("earlier", "1"),)), ("set_details", "set before"),
+                                  ("abort", "DATA_LOSS", "")])
+    out = observer.unary(register(b), b"q")
+    if server_facade == "grpcio-sync":
+        assert (out.status, out.trailing_metadata) == (("DATA_LOSS", ""), (("earlier", "1"),))
+        return
+    assert (out.status, out.trailing_metadata) == (("DATA_LOSS", "set before"), (("earlier", "1"),))
+
+
 @pytest.mark.parametrize("returned", [b"ignored", None])
 def test_set_code_without_abort_unary(server, observer, server_facade, returned):
     """The code, details and trailing metadata stand; a returned response

@@ -200,7 +200,9 @@ def test_server_stop_with_grace_lets_calls_finish(pair, protos):
         async with serving(pair, protos) as h:
             calls = [h.drv.unary_call("UnaryCall", h.m.SimpleRequest(response_size=3), metadata=(("x-sleep", "0.4"),))
                      for _ in range(5)]
-            await asyncio.sleep(0.15)     # the calls are in the handlers now
+            # every call is in its handler before the stop begins (a call not
+            # yet connected would meet a closed listener: a different test)
+            assert await until(lambda: sum(o[1] == "time_remaining" for o in h.service.observed) == 5)
             stopping = asyncio.ensure_future(h.server.stop(3))
             results = await asyncio.gather(*calls)
             assert [len(r.payload.body) for r in results] == [3] * 5

@@ -1,0 +1,7 @@
+"""Descriptors of xds/data/orca/v3/orca_load_report.proto (grpcpy's own copy; see grpcpy/_protos).
+Regenerate with: python -m grpcpy._protos.regen"""
+from grpcpy._protos import build as _build
+
+DESCRIPTOR = _build(
+    b'\n\'xds/data/orca/v3/orca_load_report.proto\x12\x10xds.data.orca.v3"\xaf\x05\n\x0eOrcaLoadReport\x12\'\n\x0fcpu_utilization\x18\x01 \x01(\x01R\x0ecpuUtilization\x12\'\n\x0fmem_utilization\x18\x02 \x01(\x01R\x0ememUtilization\x12\x14\n\x03rps\x18\x03 \x01(\x04B\x02\x18\x01R\x03rps\x12T\n\x0crequest_cost\x18\x04 \x03(\x0b21.xds.data.orca.v3.OrcaLoadReport.RequestCostEntryR\x0brequestCost\x12S\n\x0butilization\x18\x05 \x03(\x0b21.xds.data.orca.v3.OrcaLoadReport.UtilizationEntryR\x0butilization\x12%\n\x0erps_fractional\x18\x06 \x01(\x01R\rrpsFractional\x12\x10\n\x03eps\x18\x07 \x01(\x01R\x03eps\x12W\n\rnamed_metrics\x18\x08 \x03(\x0b22.xds.data.orca.v3.OrcaLoadReport.NamedMetricsEntryR\x0cnamedMetrics\x127\n\x17application_utilization\x18\t \x01(\x01R\x16applicationUtilization\x1a>\n\x10RequestCostEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a>\n\x10UtilizationEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1a?\n\x11NamedMetricsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01b\x06proto3',
+    __name__, globals())
