@@ -1,0 +1,258 @@
+"""Stats hooks: what a call does, as it happens, for metrics, tracing and logs.
+
+A hook is told of every call of the channels and servers it is installed on
+(both facades: the events come from the call layer, grpcpy._rpc, which both
+share), including calls that never reach a connection (no address, a
+deadline that passed while waiting for one, a refused credential, a local
+cancel), so figures built on it count every call the application made.
+
+Installing a hook:
+  - on every channel and server made afterwards: ``register_global(hook)``
+    (``deregister_global(hook)`` takes it off for those made afterwards;
+    grpcpy.observability's plugins do this);
+  - on one channel or server: the option ``("grpcpy.stats_hooks", hook)``
+    (or a sequence of hooks) in its ``options``.
+
+What a hook sees, per call:
+
+  Hook.client_call(info)  -> ClientCallStats or None   (None: not this call)
+      ClientCallStats.attempt(number, transparent, previous, metadata)
+                          -> AttemptStats or None
+          AttemptStats.metadata        pairs added to this attempt's request
+                                       headers (trace context)
+          AttemptStats.headers_in(metadata)      the response headers
+          AttemptStats.message_out(size, wire_size)   [Hook.messages only]
+          AttemptStats.message_in(size, wire_size)    [Hook.messages only]
+          AttemptStats.end(code, details, trailing, AttemptTotals)
+      ClientCallStats.end(code, details, trailing, CallTotals)
+  Hook.server_call(info)  -> ServerCallStats or None
+      ServerCallStats.handler_enter() -> token    around the handler, in its
+      ServerCallStats.handler_exit(token)         thread or task (context)
+      ServerCallStats.headers_out(metadata)       the response headers
+      ServerCallStats.message_in(size, wire_size)     [Hook.messages only]
+      ServerCallStats.message_out(size, wire_size)    [Hook.messages only]
+      ServerCallStats.end(code, details, trailing, CallTotals)
+
+`code` is a grpcpy.StatusCode. Sizes: `size` is the serialized message's
+length, `wire_size` its length as sent (compressed when it was; the 5-byte
+message prefix and HTTP/2 framing are not counted), as gRFC A66 counts.
+Durations are seconds of time.perf_counter().
+
+The rules:
+  - a client call has at least one attempt: the first starts when the call
+    does (so a call that fails before reaching a connection still reports
+    one attempt, with the call's status, as grpc-core's attempt tracers do);
+    each retry, hedge and transparent retry is another attempt;
+  - every `attempt` gets its `end`, and `ClientCallStats.end` comes after
+    the last attempt's end; `ServerCallStats.end` comes once, for calls
+    refused at admission too (they never reach a handler);
+  - hooks run on the thread that moved the call along (a handler thread,
+    the caller's thread, the I/O thread, the event loop), under the
+    connection's lock on the sync facade: they must be quick and must not
+    block or make calls themselves; an exception in a hook is logged and
+    the hook is left out of that call from then on: a broken hook never
+    fails a call.
+  - with no hook installed a call pays one attribute check per event.
+
+This module has no dependencies: grpcpy.observability (OpenTelemetry) and
+grpcpy.prometheus build on it.
+"""
+import logging
+import threading
+import time
+
+__all__ = ["Hook", "ClientCallStats", "AttemptStats", "ServerCallStats", "CallInfo", "AttemptTotals",
+           "CallTotals", "register_global", "deregister_global", "global_hooks", "OPTION"]
+
+_LOGGER = logging.getLogger("grpcpy.stats")
+OPTION = "grpcpy.stats_hooks"
+clock = time.perf_counter
+
+
+class CallInfo:
+    """What a hook is told when a call begins.
+
+    method      the full method name, "/pkg.Service/Method"
+    registered  client: the stub said the method is known (grpcio-tools'
+                generated stubs pass ``_registered_method=True``); server: a
+                handler is registered for it (a generic handler's method or
+                one not found is not registered: gRFC A66 reports those as
+                "other")
+    target      client: the channel's target as the application gave it;
+                server: None
+    authority   client: the :authority sent; server: the one received
+    peer        server: the client's address ("ipv4:127.0.0.1:5678"); client: None
+    metadata    client: the call's request metadata (before attempts add
+                theirs); server: the request headers' metadata
+    deadline    seconds the call had left when it began, or None
+    start       time.perf_counter() when it began
+    server      True on the server side
+    """
+
+    __slots__ = ("method", "registered", "target", "authority", "peer", "metadata", "deadline", "start",
+                 "server")
+
+    def __init__(self, method, registered, target, authority, peer, metadata, deadline, start, server):
+        self.method = method
+        self.registered = registered
+        self.target = target
+        self.authority = authority
+        self.peer = peer
+        self.metadata = metadata
+        self.deadline = deadline
+        self.start = start
+        self.server = server
+
+    def __repr__(self):
+        return "<CallInfo %s %s%s>" % ("server" if self.server else "client", self.method,
+                                       "" if self.registered else " (unregistered)")
+
+
+class AttemptTotals:
+    """An attempt's figures at its end: the time it took and the messages
+    and their bytes (as gRFC A66 counts: compressed, no framing)."""
+
+    __slots__ = ("duration", "sent_messages", "sent_bytes", "received_messages", "received_bytes", "peer")
+
+    def __init__(self, duration, sent_messages, sent_bytes, received_messages, received_bytes, peer):
+        self.duration = duration
+        self.sent_messages = sent_messages
+        self.sent_bytes = sent_bytes
+        self.received_messages = received_messages
+        self.received_bytes = received_bytes
+        self.peer = peer
+
+    def __repr__(self):
+        return "<AttemptTotals %.6fs sent %d/%dB received %d/%dB>" % (
+            self.duration, self.sent_messages, self.sent_bytes, self.received_messages, self.received_bytes)
+
+
+class CallTotals(AttemptTotals):
+    """A call's figures at its end. On the client the message figures are
+    the committed attempt's (the one whose response the application got);
+    `attempts` counts every attempt, `transparent_retries` those the
+    channel made by itself, `retries` / `hedges` the retry policy's,
+    `retry_delay` the seconds spent waiting between attempts (gRFC A96)."""
+
+    __slots__ = ("attempts", "retries", "transparent_retries", "hedges", "retry_delay")
+
+    def __init__(self, duration, sent_messages, sent_bytes, received_messages, received_bytes, peer,
+                 attempts=1, retries=0, transparent_retries=0, hedges=0, retry_delay=0.0):
+        AttemptTotals.__init__(self, duration, sent_messages, sent_bytes, received_messages, received_bytes, peer)
+        self.attempts = attempts
+        self.retries = retries
+        self.transparent_retries = transparent_retries
+        self.hedges = hedges
+        self.retry_delay = retry_delay
+
+
+class AttemptStats:
+    """One attempt of a client call (every method is optional)."""
+
+    metadata = ()       # added to this attempt's request headers
+
+    def headers_in(self, metadata):
+        pass
+
+    def message_out(self, size, wire_size):
+        pass
+
+    def message_in(self, size, wire_size):
+        pass
+
+    def end(self, code, details, trailing, totals):
+        pass
+
+
+class ClientCallStats:
+    """One client call (every method is optional)."""
+
+    def attempt(self, number, transparent, previous, metadata):
+        """An attempt begins: `number` counts from 0, `transparent` says the
+        channel retried by itself, `previous` the grpc-previous-rpc-attempts
+        sent with it, `metadata` the call's request metadata. Return an
+        AttemptStats for its events, or None."""
+        return None
+
+    def end(self, code, details, trailing, totals):
+        pass
+
+
+class ServerCallStats:
+    """One server call (every method is optional)."""
+
+    def handler_enter(self):
+        """The handler is about to run, in its thread or task (attach a
+        tracing context here). The result is given to handler_exit."""
+        return None
+
+    def handler_exit(self, token):
+        pass
+
+    def headers_out(self, metadata):
+        pass
+
+    def message_in(self, size, wire_size):
+        pass
+
+    def message_out(self, size, wire_size):
+        pass
+
+    def end(self, code, details, trailing, totals):
+        pass
+
+
+class Hook:
+    """A stats hook: override client_call and/or server_call. `messages`
+    True asks for the per-message events (they cost a Python call per
+    message; totals at the end come without them)."""
+
+    messages = False
+
+    def client_call(self, info):
+        return None
+
+    def server_call(self, info):
+        return None
+
+
+# -- installed hooks ---------------------------------------------------------------
+
+_lock = threading.Lock()
+_global = ()
+
+
+def register_global(hook):
+    """Install `hook` on every channel and server made from now on."""
+    global _global
+    if not isinstance(hook, Hook):
+        raise TypeError("a grpcpy.stats.Hook is expected, got %r" % (hook,))
+    with _lock:
+        if hook not in _global:
+            _global = _global + (hook,)
+
+
+def deregister_global(hook):
+    """Take `hook` off the channels and servers made from now on (those
+    made before keep it until they close)."""
+    global _global
+    with _lock:
+        _global = tuple(h for h in _global if h is not hook)
+
+
+def global_hooks():
+    return _global
+
+
+def hooks_for(option_value):
+    """The hooks of a new channel or server: the global ones, then those
+    of its ``grpcpy.stats_hooks`` option (None: none)."""
+    hooks = _global
+    if option_value is not None:
+        extra = (option_value,) if isinstance(option_value, Hook) else tuple(option_value)
+        for hook in extra:
+            if not isinstance(hook, Hook):
+                raise TypeError("%s: a grpcpy.stats.Hook is expected, got %r" % (OPTION, hook))
+            if hook not in hooks:
+                hooks = hooks + (hook,)
+    return hooks
