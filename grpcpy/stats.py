@@ -54,6 +54,10 @@ The rules:
     fails a call.
   - with no hook installed a call pays one attribute check per event.
 
+Where it lives: grpcpy/_rpc/client.py and attempts.py (client calls and
+attempts), grpcpy/_rpc/server.py (server calls); the channel driver and the
+servers pick their hooks when they are made.
+
 This module has no dependencies: grpcpy.observability (OpenTelemetry) and
 grpcpy.prometheus build on it.
 """
@@ -87,12 +91,16 @@ class CallInfo:
     deadline    seconds the call had left when it began, or None
     start       time.perf_counter() when it began
     server      True on the server side
+    kind        "unary", "client_stream", "server_stream" or "bidi_stream"
+                (go-grpc-prometheus' grpc_type names); None on a server for
+                a method it has no handler for
     """
 
     __slots__ = ("method", "registered", "target", "authority", "peer", "metadata", "deadline", "start",
-                 "server")
+                 "server", "kind")
 
-    def __init__(self, method, registered, target, authority, peer, metadata, deadline, start, server):
+    def __init__(self, method, registered, target, authority, peer, metadata, deadline, start, server, kind):
+        self.kind = kind
         self.method = method
         self.registered = registered
         self.target = target
