@@ -467,6 +467,9 @@ class Server(_rules.ServerRules):
             self._waiting -= 1
             self._busy += 1
         parked = False
+        stats = ctx._stats
+        if stats is not None and stats.handler:
+            tokens = stats.handler_enter()     # in the handler's thread
         try:
             if ctx._finished:
                 return
@@ -493,6 +496,8 @@ class Server(_rules.ServerRules):
         except Exception as exc:
             ctx._handler_failed(exc, _rules.CALLING_FAILED)
         finally:
+            if stats is not None and stats.handler:
+                stats.handler_exit(tokens)
             with self._lock:
                 self._busy -= 1
                 if not parked and not (ctx._detached and not ctx._finished):
