@@ -44,8 +44,11 @@ provider.add_span_processor(SimpleSpanProcessor(exporter))
 trace.set_tracer_provider(provider)
 tracer = trace.get_tracer("otel_program")
 options = {"skip_dep_check": True} if SKIP_DEP_CHECK else {}
-for instrumentor in (GrpcInstrumentorClient(), GrpcInstrumentorServer(), GrpcAioInstrumentorClient(),
-                     GrpcAioInstrumentorServer()):
+instrumentors = (GrpcInstrumentorClient(), GrpcInstrumentorServer(), GrpcAioInstrumentorClient(),
+                 GrpcAioInstrumentorServer())
+ENTRY_POINTS = (api, "insecure_channel"), (api, "server"), (api.aio, "insecure_channel"), (api.aio, "server")
+originals = [getattr(module, name) for module, name in ENTRY_POINTS]
+for instrumentor in instrumentors:
     instrumentor.instrument(**options)
 
 Code = api.StatusCode
@@ -223,5 +226,8 @@ while True:      # server spans may end just after the client saw its response
     if len(complete) >= expected or uninstrumented or time.monotonic() > end:
         break
     time.sleep(0.01)
-print(json.dumps({"cases": cases, "spans": len(exporter.get_finished_spans()),
+for instrumentor in instrumentors:
+    instrumentor.uninstrument()
+restored = [getattr(module, name) for module, name in ENTRY_POINTS] == originals
+print(json.dumps({"cases": cases, "spans": len(exporter.get_finished_spans()), "restored": restored,
                   "grpc": type(sys.modules["grpc"]).__module__}))
