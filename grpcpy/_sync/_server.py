@@ -210,6 +210,41 @@ class ServicerContext(_rules.CallContext, _types.ServicerContext):
             self._callbacks.append(callback)
             return True
 
+    @property
+    def _state(self):
+        """grpcio's private per-call state, the two fields that server
+        interceptors read (py-grpc-prometheus takes the status of the call
+        it counts from them). Made when read: calls that nobody asks cost
+        nothing."""
+        return _GrpcioState(self)
+
+
+class _GrpcioState:
+    """A live view of a call with the fields of grpcio's _RPCState:
+
+    - client: "cancelled" once the call ended without the handler (the
+      client cancelled, the deadline passed, the connection was lost);
+      "closed" once the client sent its last request, or the call ended;
+      "open" before;
+    - code: the status code chosen for the call (set_code, abort), None
+      until one was; when the call was cancelled, its end's code."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    @property
+    def client(self):
+        ctx = self._ctx
+        if ctx._cancelled:
+            return "cancelled"
+        return "closed" if ctx._half_closed or ctx._finished else "open"
+
+    @property
+    def code(self):
+        return self._ctx._code
+
 
 def _run_callbacks(callbacks):
     if not callbacks:
