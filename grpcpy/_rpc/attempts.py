@@ -333,7 +333,7 @@ class CallAttempts:
         a transparent retry or a hedge (the facade holds the lock)."""
         if self._policy is UNSETTLED:
             self._settle()
-            if self._policy is None and self._conn is None:
+            if self._policy is None and self._conn is None and self._stats is None:
                 return self._start_on(conn)
         hedges = self._hedges
         previous = self._tries - 1 if hedges is None else len(hedges)

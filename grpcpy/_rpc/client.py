@@ -336,11 +336,10 @@ class ClientCall(CallAttempts):
         else:
             now = self._now()
             timeout = max(0.0, deadline - now)
-        core = conn.core
-        stats = self._stats
-        if stats is not None:
-            self._start_observed(conn, stats, now, timeout)
+        if self._stats is not None:
+            self._start_again(conn)     # an attempt the stats hooks watch
             return
+        core = conn.core
         core_call = core.start_call(self._method, now, timeout, self._metadata, self._compression, self,
                                     self._response_streaming)
         if self._max_receive >= 0:
@@ -351,28 +350,6 @@ class ClientCall(CallAttempts):
         if request is not None:
             # (kept: a retry sends it again)
             core.send_unary(core_call, request)
-        conn.after_action()
-
-    def _start_observed(self, conn, stats, now, timeout):
-        """_start_on's first attempt, told to the stats hooks: the attempt
-        may add metadata (trace context) and watch its events."""
-        record = stats.claim(conn, self._metadata, False, 0, False)
-        metadata = self._metadata
-        if record.metadata:
-            metadata = tuple(metadata or ()) + record.metadata
-        core = conn.core
-        core_call = core.start_call(self._method, now, timeout, metadata, self._compression,
-                                    ObservedAttempt(self, record) if record.proxy else self, self._response_streaming)
-        record.core_call = core_call
-        if self._max_receive >= 0:
-            core.set_receive_limit(core_call, self._max_receive)
-        self._conn = conn
-        self._core_call = core_call
-        request = self._request
-        if request is not None:
-            core.send_unary(core_call, request)
-            if record.messages:
-                record.message_out(len(request), core_call.sent_bytes)
         conn.after_action()
 
     def _open(self, conn, metadata, user):

@@ -55,6 +55,16 @@ def _broken(targets, target, where):
             targets[i] = _DEAD
 
 
+def _tell(targets, name, *args):
+    """Call `name` on each of a call's hook objects (the empty default of a
+    method nobody overrides is never asked for: see _overrides)."""
+    for one in targets:
+        try:
+            getattr(one, name)(*args)
+        except Exception:
+            _broken(targets, one, name)
+
+
 _known = {}
 
 
@@ -111,29 +121,14 @@ class AttemptRecord:
         self.proxy = proxy              # its core call's events go through an ObservedAttempt
 
     def headers_in(self, metadata):
-        stats = self.stats
-        for one in stats:
-            try:
-                one.headers_in(metadata)
-            except Exception:
-                _broken(stats, one, "headers_in")
+        _tell(self.stats, "headers_in", metadata)
 
     def message_in(self, data, compressed):
         size = len(data)
-        stats = self.stats
-        for one in stats:
-            try:
-                one.message_in(size, compressed or size)
-            except Exception:
-                _broken(stats, one, "message_in")
+        _tell(self.stats, "message_in", size, compressed or size)
 
     def message_out(self, size, wire_size):
-        stats = self.stats
-        for one in stats:
-            try:
-                one.message_out(size, wire_size)
-            except Exception:
-                _broken(stats, one, "message_out")
+        _tell(self.stats, "message_out", size, wire_size)
 
     def totals(self, now):
         core_call = self.core_call
@@ -146,15 +141,9 @@ class AttemptRecord:
         if not self.open:
             return
         self.open = False
-        stats = self.stats
-        if stats:
-            totals = self.totals(_clock() if now is None else now)
-            status = _status_from_number(code)
-            for one in stats:
-                try:
-                    one.end(status, details, trailing, totals)
-                except Exception:
-                    _broken(stats, one, "end")
+        if self.stats:
+            _tell(self.stats, "end", _status_from_number(code), details, trailing,
+                  self.totals(_clock() if now is None else now))
 
 
 class ObservedAttempt:
@@ -290,13 +279,7 @@ class ClientObserver:
             totals = _CallTotals(now - self.start, core_call.sent_messages, core_call.sent_bytes,
                                  core_call.received_messages, core_call.received_bytes, last.peer,
                                  len(self.records), self.retries, self.transparent, self.hedges, self.delay)
-        status = _status_from_number(code)
-        calls = self.calls
-        for one in calls:
-            try:
-                one.end(status, details, trailing, totals)
-            except Exception:
-                _broken(calls, one, "end")
+        _tell(self.calls, "end", _status_from_number(code), details, trailing, totals)
 
 
 # -- server --------------------------------------------------------------------------------
@@ -354,29 +337,14 @@ class ServerObserver:
                 _broken(self.calls, one, "handler_exit")
 
     def headers_out(self, metadata):
-        calls = self.calls
-        for one in calls:
-            try:
-                one.headers_out(metadata)
-            except Exception:
-                _broken(calls, one, "headers_out")
+        _tell(self.calls, "headers_out", metadata)
 
     def message_in(self, data, compressed):
         size = len(data)
-        calls = self.calls
-        for one in calls:
-            try:
-                one.message_in(size, compressed or size)
-            except Exception:
-                _broken(calls, one, "message_in")
+        _tell(self.calls, "message_in", size, compressed or size)
 
     def message_out(self, size, wire_size):
-        calls = self.calls
-        for one in calls:
-            try:
-                one.message_out(size, wire_size)
-            except Exception:
-                _broken(calls, one, "message_out")
+        _tell(self.calls, "message_out", size, wire_size)
 
     def end(self, core_call, code, details, trailing, peer):
         if self.ended:
@@ -384,10 +352,4 @@ class ServerObserver:
         self.ended = True
         totals = _CallTotals(_clock() - self.start, core_call.sent_messages, core_call.sent_bytes,
                              core_call.received_messages, core_call.received_bytes, peer)
-        status = _status_from_number(code)
-        calls = self.calls
-        for one in calls:
-            try:
-                one.end(status, details, trailing, totals)
-            except Exception:
-                _broken(calls, one, "end")
+        _tell(self.calls, "end", _status_from_number(code), details, trailing, totals)

@@ -498,26 +498,6 @@ class ServerRules:
 
     def _call_started(self, conn, call):
         """A call the core validated: its context, or None after refusing it."""
-        if self._stats_hooks:
-            return self._call_started_observed(conn, call)
-        return self._admit_call(conn, call)
-
-    def _call_started_observed(self, conn, call):
-        """_call_started, told to the stats hooks: a call refused here ends
-        at once for them."""
-        ctx = self._admit_call(conn, call)
-        handler = None if ctx is None else ctx._handler
-        if handler is None and ctx is not None:
-            handler = self._registered.get(call.method)
-        stats = ServerObserver.begin(self, conn, call, handler)
-        if stats is not None:
-            if ctx is not None and not ctx._finished:
-                ctx._stats = stats
-            else:
-                stats.end(call, call.code, call.details, None, conn.peer)
-        return ctx
-
-    def _admit_call(self, conn, call):
         core = conn.core
         if self._state != "started":
             return self._refuse(conn, call, _cext.SC_UNAVAILABLE, SHUTTING_DOWN)
@@ -542,9 +522,23 @@ class ServerRules:
                 # context finished
                 ctx._finished = True
                 ctx._pending = False
+                if self._stats_hooks:
+                    self._observe(conn, call, None, handler)
                 return None
         self._active.add(ctx)
+        if self._stats_hooks:
+            self._observe(conn, call, ctx, handler or self._registered.get(call.method))
         return ctx
+
+    def _observe(self, conn, call, ctx, handler):
+        """Tell the stats hooks of a call: an admitted one (ctx) from now
+        on, a refused one (no ctx) begins and ends at once."""
+        stats = ServerObserver.begin(self, conn, call, handler)
+        if stats is not None:
+            if ctx is not None:
+                ctx._stats = stats
+            else:
+                stats.end(call, call.code, call.details, None, conn.peer)
 
     def _start_handler(self, ctx):
         """A pending call whose handler may start (the end of the event
@@ -565,10 +559,11 @@ class ServerRules:
         self._active.discard(ctx)
         ctx._call.user = None
 
-    @staticmethod
-    def _refuse(conn, call, code, details):
+    def _refuse(self, conn, call, code, details):
         conn.core.send_status(call, code, details)
         conn.after_action()
+        if self._stats_hooks:
+            self._observe(conn, call, None, None)
         return None
 
     def _lookup(self, handler_call_details):
