@@ -137,3 +137,16 @@ def test_outlier_detection():
     assert _run("outlier_detection.py") == ["first calls served by: a b c - some failed: True",
                                             "after the ejection, 30 calls served by: a c",
                                             "after the ejection time, b is called again: True"]
+
+
+def test_opentelemetry_tracing():
+    hops = [("Sent.demo.Shop.Buy", "CLIENT"), ("Attempt.demo.Shop.Buy", "INTERNAL"), ("Recv.demo.Shop.Buy", "SERVER"),
+            ("Sent.demo.Stock.Take", "CLIENT"), ("Attempt.demo.Stock.Take", "INTERNAL"),
+            ("Recv.demo.Stock.Take", "SERVER")]
+    lines = _run("opentelemetry_tracing.py")
+    expected = []
+    for item, status in (("apple", "OK"), ("pear", "ERROR (FAILED_PRECONDITION, out of stock)")):
+        # one trace per purchase: the application's span, then the six spans of two hops, each a child of the one before
+        expected += [("", "trace of 'buy %s': 7 spans" % item), ("", "buy %s INTERNAL UNSET" % item)]
+        expected += [("  " * depth, "%s %s %s" % (name, kind, status)) for depth, (name, kind) in enumerate(hops, 1)]
+    assert [(line[:len(line) - len(line.lstrip())], " ".join(line.split())) for line in lines] == expected
