@@ -79,7 +79,7 @@ class OpenTelemetryTracing(stats.Hook):
         self._attempt_class = _MessageAttempt if self.messages else _Attempt
         self._server_class = _MessageServerCall if self.messages else _ServerCall
 
-    def propagator(self):
+    def _textmap(self):
         """The propagator in use: the given one, else the global one as it
         is now (so an application may set it after making this object)."""
         return self._propagator or propagate.get_global_textmap()
@@ -110,7 +110,7 @@ class OpenTelemetryTracing(stats.Hook):
     def server_call(self, info):
         # an empty context as the base: the I/O thread's or event loop's
         # current context has nothing to do with this call
-        parent = self.propagator().extract(info.metadata or (), context=otel_context.Context(),
+        parent = self._textmap().extract(info.metadata or (), context=otel_context.Context(),
                                            getter=_METADATA)
         span = self._tracer.start_span("Recv." + _span_name(info.method), context=parent, kind=SpanKind.SERVER)
         return self._server_class(span, trace.set_span_in_context(span, parent))
@@ -162,7 +162,7 @@ class _ClientCall(stats.ClientCallStats):
                                           attributes={"previous-rpc-attempts": previous,
                                                       "transparent-retry": bool(transparent)})
         carrier = {}
-        tracing.propagator().inject(carrier, context=trace.set_span_in_context(span, self._context))
+        tracing._textmap().inject(carrier, context=trace.set_span_in_context(span, self._context))
         return tracing._attempt_class(span, tuple(carrier.items()))
 
     def end(self, code, details, trailing, totals):

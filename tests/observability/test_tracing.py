@@ -31,6 +31,8 @@ import grpcpy.aio
 from grpcpy.observability import OpenTelemetryTracing
 
 from tests.facades.drivers import LoopThread
+from tests.retry.h2server import RefusingServer
+from tests.retry.service import UNARY as REFUSED
 
 FACADES = ("sync", "aio")
 SERVICE = "trace.Demo"
@@ -346,6 +348,22 @@ def test_each_attempt_of_a_retried_call_has_its_span(otel, serve, caller, facade
     failed, served = sorted(spans["Recv.trace.Demo.Flaky"], key=lambda s: s.start_time)
     assert child_of(failed, first) and child_of(served, second)
     assert failed.status.status_code == SpanStatus.ERROR and served.status.status_code == SpanStatus.OK
+
+
+def test_a_transparent_retry_is_an_attempt_marked_transparent(otel, caller):
+    # an HTTP/2 server (the h2 package) that refuses the first stream of a
+    # connection before processing it: the channel sends it again by itself
+    server = RefusingServer("refuse")
+    try:
+        assert caller.call(server.target, REFUSED, b"once", hooks(otel.tracing())) == ("OK", b"ok:once")
+    finally:
+        server.close()
+    spans = otel.spans("app", "Sent.retry.Flaky.Unary", "Attempt.retry.Flaky.Unary", "Attempt.retry.Flaky.Unary")
+    refused, retried = sorted(spans["Attempt.retry.Flaky.Unary"], key=lambda s: s.start_time)
+    assert dict(refused.attributes) == {"previous-rpc-attempts": 0, "transparent-retry": False}
+    # A72: a transparent retry is not counted in previous-rpc-attempts
+    assert dict(retried.attributes) == {"previous-rpc-attempts": 0, "transparent-retry": True}
+    assert refused.status.status_code == SpanStatus.ERROR and retried.status.status_code == SpanStatus.OK
 
 
 # -- message events ---------------------------------------------------------------------------
