@@ -40,6 +40,7 @@ ECHO = "/trace.Demo/Echo"           # the request back; b"fail" ends NOT_FOUND
 FLAKY = "/trace.Demo/Flaky"         # the first attempt of each x-key fails UNAVAILABLE
 RELAY = "/trace.Demo/Relay"         # calls FAR on a grpcio server, returns its answer
 CHAT = "/trace.Demo/Chat"           # bidi: every message back
+PLAIN = "/trace.Demo/Plain"         # Echo as a plain function, on both servers
 FAR = "/trace.Far/Where"            # grpcio: the traceparent and baggage it received
 TIMEOUT = 15
 
@@ -129,7 +130,8 @@ class Service:
             "Echo": grpcpy.unary_unary_rpc_method_handler(echo),
             "Flaky": grpcpy.unary_unary_rpc_method_handler(flaky),
             "Relay": grpcpy.unary_unary_rpc_method_handler(relay),
-            "Chat": grpcpy.stream_stream_rpc_method_handler(chat)})
+            "Chat": grpcpy.stream_stream_rpc_method_handler(chat),
+            "Plain": grpcpy.unary_unary_rpc_method_handler(self.echo)})
 
     def echo(self, request, context):
         self.current.append(trace.get_current_span().get_span_context())
@@ -428,6 +430,19 @@ def test_one_trace_from_a_grpcpy_client_through_a_grpcpy_server_to_a_grpcio_serv
     traceparent = answer.decode().split("|")[0]
     assert traceparent == "00-%s-%s-%02x" % (trace_id(app), span_id(onward_attempt),
                                                onward_attempt.context.trace_flags)
+
+
+@pytest.mark.parametrize("facade", [
+    "sync", pytest.param("aio", marks=pytest.mark.xfail(strict=True, reason=(
+        "grpcpy.aio's server runs a plain-function handler with loop.run_in_executor, which does not "
+        "carry the task's context (where handler_enter attached the span) to the pool thread")))])
+def test_a_plain_function_handler_runs_in_the_server_span(otel, serve, facade):
+    tracing = otel.tracing()
+    target, service = serve(facade, tracing)
+    with grpcpy.insecure_channel(target) as channel:
+        assert channel.unary_unary(PLAIN)(b"hi", timeout=TIMEOUT) == b"hi"
+    [recv] = otel.spans("Recv.trace.Demo.Plain")["Recv.trace.Demo.Plain"]
+    assert service.current == [recv.get_span_context()]
 
 
 def test_a_grpcio_clients_traceparent_is_the_grpcpy_server_spans_parent(otel, serve, facade):
