@@ -10,14 +10,13 @@ The spans of a call end when the call layer reports the call's end, which
 may come just after the application saw its result: the tests wait for the
 spans they expect (no sleeps, no timing).
 """
-import asyncio
 import threading
 import time
 from concurrent import futures
 
 import grpc
 import pytest
-from opentelemetry import baggage, trace
+from opentelemetry import baggage, context, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.trace import TracerProvider
@@ -41,6 +40,7 @@ FLAKY = "/trace.Demo/Flaky"         # the first attempt of each x-key fails UNAV
 RELAY = "/trace.Demo/Relay"         # calls FAR on a grpcio server, returns its answer
 CHAT = "/trace.Demo/Chat"           # bidi: every message back
 PLAIN = "/trace.Demo/Plain"         # Echo as a plain function, on both servers
+ZIP = "/trace.Demo/Zip"             # the request back, gzip-compressed
 FAR = "/trace.Far/Where"            # grpcio: the traceparent and baggage it received
 TIMEOUT = 15
 
@@ -123,15 +123,16 @@ class Service:
 
     def handlers(self, aio):
         if aio:
-            echo, flaky, relay, chat = self.aio_echo, self.aio_flaky, self.aio_relay, self.aio_chat
+            echo, flaky, relay, chat, zip_ = self.aio_echo, self.aio_flaky, self.aio_relay, self.aio_chat, self.aio_zip
         else:
-            echo, flaky, relay, chat = self.echo, self.flaky, self.relay, self.chat
+            echo, flaky, relay, chat, zip_ = self.echo, self.flaky, self.relay, self.chat, self.zip
         return grpcpy.method_handlers_generic_handler(SERVICE, {
             "Echo": grpcpy.unary_unary_rpc_method_handler(echo),
             "Flaky": grpcpy.unary_unary_rpc_method_handler(flaky),
             "Relay": grpcpy.unary_unary_rpc_method_handler(relay),
             "Chat": grpcpy.stream_stream_rpc_method_handler(chat),
-            "Plain": grpcpy.unary_unary_rpc_method_handler(self.echo)})
+            "Plain": grpcpy.unary_unary_rpc_method_handler(self.echo),
+            "Zip": grpcpy.unary_unary_rpc_method_handler(zip_)})
 
     def echo(self, request, context):
         self.current.append(trace.get_current_span().get_span_context())
@@ -147,6 +148,10 @@ class Service:
     def relay(self, request, context):
         with grpcpy.insecure_channel(self.far_target, options=self.client_options) as channel:
             return channel.unary_unary(FAR)(request, timeout=TIMEOUT)
+
+    def zip(self, request, context):
+        context.set_compression(grpcpy.Compression.Gzip)
+        return request
 
     def chat(self, requests, context):
         for request in requests:
@@ -166,6 +171,10 @@ class Service:
     async def aio_relay(self, request, context):
         async with grpcpy.aio.insecure_channel(self.far_target, options=self.client_options) as channel:
             return await channel.unary_unary(FAR)(request, timeout=TIMEOUT)
+
+    async def aio_zip(self, request, context):
+        context.set_compression(grpcpy.Compression.Gzip)
+        return request
 
     async def aio_chat(self, requests, context):
         async for request in requests:
@@ -401,13 +410,17 @@ def test_message_events_give_the_compressed_size_of_a_compressed_message(otel, s
     tracing = otel.tracing(message_events=True)
     target, _ = serve(facade, tracing)
     request = b"z" * 4000
-    assert caller.call(target, ECHO, request, hooks(tracing), compression=grpcpy.Compression.Gzip) == ("OK", request)
-    spans = otel.spans("app", "Sent.trace.Demo.Echo", "Attempt.trace.Demo.Echo", "Recv.trace.Demo.Echo")
-    [(name, attributes)] = [e for e in events(spans["Attempt.trace.Demo.Echo"][0]) if e[0] == "Outbound message"]
-    assert attributes["sequence-number"] == 0 and attributes["message-size"] == 4000
-    assert 0 < attributes["message-size-compressed"] < 4000
-    [(name, attributes)] = [e for e in events(spans["Recv.trace.Demo.Echo"][0]) if e[0] == "Inbound message"]
-    assert attributes["message-size"] == 4000 and 0 < attributes["message-size-compressed"] < 4000
+    # compressed both ways: the client's channel and the server's handler ask for gzip
+    assert caller.call(target, ZIP, request, hooks(tracing), compression=grpcpy.Compression.Gzip) == ("OK", request)
+    spans = otel.spans("app", "Sent.trace.Demo.Zip", "Attempt.trace.Demo.Zip", "Recv.trace.Demo.Zip")
+    for name in ("Attempt.trace.Demo.Zip", "Recv.trace.Demo.Zip"):
+        [span] = spans[name]
+        assert [event for event, _ in events(span)] == (
+            ["Outbound message", "Inbound message"] if name.startswith("Attempt") else
+            ["Inbound message", "Outbound message"])
+        for event, attributes in events(span):
+            assert attributes["sequence-number"] == 0 and attributes["message-size"] == 4000
+            assert 0 < attributes["message-size-compressed"] < 4000, (name, event)
 
 
 # -- traces across processes' peers -----------------------------------------------------------
@@ -468,28 +481,21 @@ def test_a_call_without_trace_context_starts_a_trace_on_the_server(otel, serve, 
     assert recv.parent is None and recv.status.status_code == SpanStatus.OK
 
 
-def test_the_given_propagator_carries_baggage_to_the_handlers_calls(otel, serve, caller, facade):
-    propagator = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+@pytest.mark.parametrize("propagator, sends_traceparent", [
+    (CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()]), True),
+    (W3CBaggagePropagator(), False)], ids=["trace-context-and-baggage", "baggage-only"])
+def test_the_given_propagator_is_the_one_used(otel, serve, caller, facade, propagator, sends_traceparent):
     tracing = otel.tracing(propagator=propagator)
     target, _ = serve(facade, tracing)
-    token = baggage_attach("tenant", "blue")
+    token = context.attach(baggage.set_baggage("tenant", "blue"))
     try:
         code, answer = caller.call(target, RELAY, b"", hooks(tracing))
     finally:
-        detach(token)
+        context.detach(token)
     assert code == "OK"
+    # the baggage went from the client's context to the handler's call
     traceparent, carried = answer.decode().split("|")
-    assert traceparent.startswith("00-") and carried == "tenant=blue"
-
-
-def baggage_attach(key, value):
-    from opentelemetry import context
-    return context.attach(baggage.set_baggage(key, value))
-
-
-def detach(token):
-    from opentelemetry import context
-    context.detach(token)
+    assert (traceparent.startswith("00-"), carried) == (sends_traceparent, "tenant=blue")
 
 
 # -- installing -------------------------------------------------------------------------------
