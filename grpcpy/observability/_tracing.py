@@ -123,11 +123,10 @@ def _span_name(method):
 
 def _end(span, code, details):
     """A72's status: OK, or ERROR described "<CODE>, <details>"."""
-    if code == StatusCode.OK:
+    if code is StatusCode.OK:
         span.set_status(Status(SpanStatusCode.OK))
     else:
-        name = getattr(code, "name", str(code))
-        span.set_status(Status(SpanStatusCode.ERROR, "%s, %s" % (name, details) if details else name))
+        span.set_status(Status(SpanStatusCode.ERROR, "%s, %s" % (code.name, details) if details else code.name))
     span.end()
 
 
