@@ -10,6 +10,7 @@ The spans of a call end when the call layer reports the call's end, which
 may come just after the application saw its result: the tests wait for the
 spans they expect (no sleeps, no timing).
 """
+import socket
 import threading
 import time
 from concurrent import futures
@@ -31,7 +32,7 @@ from grpcpy.observability import OpenTelemetryTracing
 
 from tests.facades.drivers import LoopThread
 from tests.retry.h2server import RefusingServer
-from tests.retry.service import UNARY as REFUSED
+from tests.retry.service import UNARY as REFUSED, RunningServer, script
 
 FACADES = ("sync", "aio")
 SERVICE = "trace.Demo"
@@ -288,6 +289,13 @@ def caller(facade, otel, loop):
     return Caller(facade, otel, loop)
 
 
+@pytest.fixture
+def unused_port():
+    with socket.socket() as sock:       # bound, never listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
 # -- one call ---------------------------------------------------------------------------------
 
 def test_a_call_is_a_call_span_an_attempt_span_and_a_server_span(otel, serve, caller, facade):
@@ -332,14 +340,6 @@ def test_a_call_that_reaches_no_server_still_has_its_call_and_attempt_spans(otel
         assert span.status.description.startswith("UNAVAILABLE")
 
 
-@pytest.fixture
-def unused_port():
-    import socket
-    with socket.socket() as sock:       # bound, never listening: connections are refused
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
-
-
 def test_each_attempt_of_a_retried_call_has_its_span(otel, serve, caller, facade):
     tracing = otel.tracing()
     target, _ = serve(facade, tracing)
@@ -377,6 +377,29 @@ def test_a_transparent_retry_is_an_attempt_marked_transparent(otel, caller):
     assert dict(retried.attributes) == {"previous-rpc-attempts": 0, "transparent-retry": True}
     assert refused.status.status_code == SpanStatus.ERROR and refused.status.description.startswith("UNAVAILABLE")
     assert retried.status.status_code == SpanStatus.OK
+
+
+def test_each_hedge_of_a_hedged_call_has_its_attempt_span(otel, caller):
+    # grpcio's server of the retry suite holds the first attempt of a call
+    # until the client cancels it; the hedge sent 50 ms later is answered
+    server = RunningServer("grpcio")
+    config = ('{"methodConfig": [{"name": [{"service": "retry.Flaky"}], "hedgingPolicy": '
+              '{"maxAttempts": 2, "hedgingDelay": "0.05s", "nonFatalStatusCodes": ["UNAVAILABLE"]}}]}')
+    try:
+        options = hooks(otel.tracing()) + [("grpc.service_config", config)]
+        result = caller.call(server.target, REFUSED, b"hedged", options,
+                             metadata=(("x-key", "hedged-" + caller.facade), ("x-script", script(hold=1))))
+    finally:
+        server.stop()
+    assert result == ("OK", b"ok:hedged")
+    spans = otel.spans("app", "Sent.retry.Flaky.Unary", "Attempt.retry.Flaky.Unary", "Attempt.retry.Flaky.Unary")
+    [sent] = spans["Sent.retry.Flaky.Unary"]
+    held, answered = sorted(spans["Attempt.retry.Flaky.Unary"], key=lambda s: s.start_time)
+    assert child_of(held, sent) and child_of(answered, sent)
+    assert dict(held.attributes) == {"previous-rpc-attempts": 0, "transparent-retry": False}
+    assert dict(answered.attributes) == {"previous-rpc-attempts": 1, "transparent-retry": False}
+    assert (held.status.status_code, held.status.description.split(",")[0]) == (SpanStatus.ERROR, "CANCELLED")
+    assert answered.status.status_code == sent.status.status_code == SpanStatus.OK
 
 
 # -- message events ---------------------------------------------------------------------------
@@ -423,7 +446,7 @@ def test_message_events_give_the_compressed_size_of_a_compressed_message(otel, s
             assert 0 < attributes["message-size-compressed"] < 4000, (name, event)
 
 
-# -- traces across processes' peers -----------------------------------------------------------
+# -- traces across peers ---------------------------------------------------------------------------
 
 def test_one_trace_from_a_grpcpy_client_through_a_grpcpy_server_to_a_grpcio_server(otel, serve, caller, facade):
     tracing = otel.tracing()
