@@ -65,6 +65,11 @@ class OpenTelemetryTracing(stats.Hook):
     ``register_global()`` / ``deregister_global()`` or ``with tracing:``,
     for the channels and servers made while it is registered; or on one
     channel or server with the option ``("grpcpy.stats_hooks", tracing)``.
+
+    Spans end on the thread that moved the call along (an I/O thread, the
+    event loop), so the provider's span processors run there: give it a
+    BatchSpanProcessor (exports in its own thread), as OpenTelemetry
+    advises, rather than a SimpleSpanProcessor with a slow exporter.
     """
 
     def __init__(self, *, tracer_provider=None, propagator=None, message_events=False):
