@@ -159,3 +159,16 @@ def test_stats_hooks():
         assert line.endswith("INVALID_ARGUMENT=5, OK=200")
         p50, p95, p99 = (float(part.split("=")[1][:-2]) for part in line.split()[3:6])
         assert 0 < p50 <= p95 <= p99
+
+
+def test_opentelemetry_tracing():
+    hops = [("Sent.demo.Shop.Buy", "CLIENT"), ("Attempt.demo.Shop.Buy", "INTERNAL"), ("Recv.demo.Shop.Buy", "SERVER"),
+            ("Sent.demo.Stock.Take", "CLIENT"), ("Attempt.demo.Stock.Take", "INTERNAL"),
+            ("Recv.demo.Stock.Take", "SERVER")]
+    lines = _run("opentelemetry_tracing.py")
+    expected = []
+    for item, status in (("apple", "OK"), ("pear", "ERROR (FAILED_PRECONDITION, out of stock)")):
+        # one trace per purchase: the application's span, then the six spans of two hops, each a child of the one before
+        expected += [("", "trace of 'buy %s': 7 spans" % item), ("", "buy %s INTERNAL UNSET" % item)]
+        expected += [("  " * depth, "%s %s %s" % (name, kind, status)) for depth, (name, kind) in enumerate(hops, 1)]
+    assert [(line[:len(line) - len(line.lstrip())], " ".join(line.split())) for line in lines] == expected
