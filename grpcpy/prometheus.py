@@ -1,0 +1,227 @@
+"""Prometheus metrics of calls, named as go-grpc-prometheus names them.
+
+Dashboards and alerts written for go-grpc-prometheus (and its Python port,
+py-grpc-prometheus) read these series unchanged:
+
+    grpc_server_started_total        RPCs started on the server
+    grpc_server_handled_total        RPCs ended on the server (label grpc_code)
+    grpc_server_msg_received_total   messages the server received
+    grpc_server_msg_sent_total       messages the server sent
+    grpc_server_handling_seconds     histogram of server call durations
+    grpc_client_...                  the same five, seen from a channel
+
+with the labels grpc_type ("unary", "client_stream", "server_stream",
+"bidi_stream"), grpc_service ("pkg.Service"), grpc_method ("Method") and,
+on the handled counters, grpc_code (the status code as Go spells it: "OK",
+"NotFound", "Canceled", ...; py-grpc-prometheus writes "NOT_FOUND" and
+"UNARY" where go-grpc-prometheus, and grpcpy, write "NotFound" and "unary").
+The histograms have go-grpc-prometheus' default buckets (Prometheus'
+DefBuckets); go-grpc-prometheus' optional per-message receive/send time
+histograms are not offered (a hook sees a message arrive, not how long the
+application waited for it).
+
+Label values stay bounded whatever clients send: a server call to a method
+with no registered handler (unknown, or found only by a generic handler)
+is counted under grpc_service="other", grpc_method="other" (as gRFC A66
+does), so random method names cannot create series. On a channel the
+method names are the application's own and are used as they are.
+
+Messages are counted as they go (live, for long streams), through the
+per-message events of grpcpy.stats; a client message a retry sends again
+is counted again (it was sent again). The work per event is one counter
+increment: the labelled series of a method are looked up once and kept.
+
+prometheus-client is used because it is Prometheus' own Python client: its
+registry, exposition format and HTTP server are what scrapers expect, and
+applications usually have their own metrics in its default registry
+already. It is the optional extra ``grpcpy[prometheus]``.
+
+    metrics = grpcpy.prometheus.Metrics()      # in prometheus_client.REGISTRY
+    metrics.register_global()                  # or options=[("grpcpy.stats_hooks", metrics)]
+    grpcpy.prometheus.start_http_server(9090)  # /metrics
+"""
+import prometheus_client
+
+from grpcpy import stats
+from grpcpy._types import StatusCode
+from grpcpy.observability._install import InstallableHook
+
+__all__ = ["Metrics", "DEFAULT_BUCKETS", "start_http_server", "MetricsServer"]
+
+# go-grpc-prometheus' default buckets: Prometheus' DefBuckets (the Go
+# client's), which differ from prometheus_client's own defaults
+DEFAULT_BUCKETS = (.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)
+OTHER = "other"          # the service and method labels of unregistered server methods
+UNKNOWN = "unknown"      # a part missing from a malformed name, a type a server could not tell
+
+_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+
+
+def _go_name(code):
+    """NOT_FOUND -> NotFound, as Go's codes.Code.String() says it."""
+    if code.name == "OK":
+        return "OK"
+    if code.name == "CANCELLED":
+        return "Canceled"
+    return "".join(word.capitalize() for word in code.name.split("_"))
+
+
+CODE_LABELS = {code: _go_name(code) for code in StatusCode}
+
+
+def split_method(method):
+    """("pkg.Service", "Method") of "/pkg.Service/Method"; ("unknown",
+    "unknown") for a name not of that shape (as go-grpc-prometheus does)."""
+    if method.startswith("/"):
+        service, slash, name = method[1:].partition("/")
+        if slash and service and name:
+            return service, name
+    return UNKNOWN, UNKNOWN
+
+
+class _Family:
+    """One side's five metrics, with their labelled children by method."""
+
+    def __init__(self, side, registry, buckets):
+        where = "on the server" if side == "server" else "by the client"
+        prefix = "grpc_%s_" % side
+        self.started = prometheus_client.Counter(
+            prefix + "started", "RPCs started %s." % where, _LABELS, registry=registry)
+        self.handled = prometheus_client.Counter(
+            prefix + "handled", "RPCs ended %s, whatever their status." % where, _LABELS + ("grpc_code",),
+            registry=registry)
+        self.received = prometheus_client.Counter(
+            prefix + "msg_received", "Messages received %s." % where, _LABELS, registry=registry)
+        self.sent = prometheus_client.Counter(
+            prefix + "msg_sent", "Messages sent %s." % where, _LABELS, registry=registry)
+        self.seconds = prometheus_client.Histogram(
+            prefix + "handling_seconds", "Seconds from the start of RPCs %s to their status." % where, _LABELS,
+            buckets=buckets, registry=registry)
+        self.series = {}
+
+
+class _Series:
+    """The labelled children of one (type, service, method): what a call's
+    events touch, so an event is one increment and a call allocates
+    nothing. It is the server call's stats object (shared by its calls)."""
+
+    def __init__(self, family, labels):
+        self._labels = labels
+        self._family = family
+        self._started = family.started.labels(*labels)
+        self._received = family.received.labels(*labels)
+        self._sent = family.sent.labels(*labels)
+        self._seconds = family.seconds.labels(*labels)
+        self._handled = {}
+
+    def start(self):
+        self._started.inc()
+        return self
+
+    def message_in(self, size, wire_size):
+        self._received.inc()
+
+    def message_out(self, size, wire_size):
+        self._sent.inc()
+
+    def end(self, code, details, trailing, totals):
+        handled = self._handled.get(code)
+        if handled is None:
+            handled = self._handled[code] = self._family.handled.labels(*self._labels, CODE_LABELS[code])
+        handled.inc()
+        self._seconds.observe(totals.duration)
+
+
+class _ServerSeries(_Series, stats.ServerCallStats):
+    pass
+
+
+class _ClientAttempts(stats.AttemptStats):
+    """A client series' attempts: their messages count for the call's labels."""
+
+    def __init__(self, series):
+        self.message_in = series.message_in
+        self.message_out = series.message_out
+
+
+class _ClientSeries(_Series, stats.ClientCallStats):
+
+    def __init__(self, family, labels):
+        _Series.__init__(self, family, labels)
+        self._attempts = _ClientAttempts(self)
+
+    def attempt(self, number, transparent, previous, metadata):
+        return self._attempts
+
+
+class Metrics(InstallableHook):
+    """go-grpc-prometheus' server and client metrics of the channels and
+    servers this hook is installed on, in `registry` (prometheus_client's
+    default registry when None). `server` / `client` False leaves that
+    side's metrics out. One Metrics per registry: a second would register
+    the same metric names again, which prometheus_client refuses.
+
+    Install it with register_global() (every channel and server made
+    afterwards; deregister_global() stops that), as a context manager
+    (the same, for the `with` block), or on one channel or server with the
+    option ``("grpcpy.stats_hooks", metrics)``."""
+
+    messages = True
+
+    def __init__(self, registry=None, buckets=DEFAULT_BUCKETS, server=True, client=True):
+        if registry is None:
+            registry = prometheus_client.REGISTRY
+        self._server = _Family("server", registry, buckets) if server else None
+        self._client = _Family("client", registry, buckets) if client else None
+
+    def server_call(self, info):
+        family = self._server
+        if family is None:
+            return None
+        key = (info.kind, info.method if info.registered else None)
+        series = family.series.get(key)
+        if series is None:
+            service, method = split_method(info.method) if info.registered else (OTHER, OTHER)
+            series = family.series[key] = _ServerSeries(family, (info.kind or UNKNOWN, service, method))
+        return series.start()
+
+    def client_call(self, info):
+        family = self._client
+        if family is None:
+            return None
+        key = (info.kind, info.method)
+        series = family.series.get(key)
+        if series is None:
+            series = family.series[key] = _ClientSeries(family, (info.kind or UNKNOWN,) + split_method(info.method))
+        return series.start()
+
+
+class MetricsServer:
+    """The HTTP server start_http_server started: `port` is the port it
+    listens on (the one picked when 0 was asked); close() stops it."""
+
+    def __init__(self, httpd, thread):
+        self._httpd = httpd
+        self._thread = thread
+        self.port = httpd.server_port
+
+    def close(self):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def start_http_server(port, addr="0.0.0.0", registry=None):
+    """Serve `registry` (prometheus_client's default when None) on
+    http://addr:port/metrics from a daemon thread: prometheus_client's own
+    exposition server. Port 0 picks a free port (MetricsServer.port)."""
+    if registry is None:
+        registry = prometheus_client.REGISTRY
+    httpd, thread = prometheus_client.start_http_server(port, addr=addr, registry=registry)
+    return MetricsServer(httpd, thread)

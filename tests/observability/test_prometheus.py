@@ -1,0 +1,187 @@
+"""grpcpy.prometheus: known traffic between real peers, then a real HTTP
+scrape of /metrics parsed by prometheus_client's own parser; the figures
+per label set must be exactly the traffic's."""
+import time
+import urllib.request
+import uuid
+
+import prometheus_client
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import grpcpy
+import grpcpy.prometheus
+from tests.observability import traffic
+from tests.observability.traffic import KNOWN, SERVICE
+
+# the grpc_code label values go-grpc-prometheus writes for the codes of the traffic
+GO_CODES = {"OK": "OK", "NOT_FOUND": "NotFound", "UNIMPLEMENTED": "Unimplemented"}
+BUCKETS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "+Inf"]
+GRPCPY_SERVERS = ["grpcpy-sync", "grpcpy-aio"]
+GRPCPY_CLIENTS = ["grpcpy-sync", "grpcpy-aio"]
+
+
+@pytest.fixture
+def registry():
+    return prometheus_client.CollectorRegistry()
+
+
+@pytest.fixture
+def http(registry):
+    """The one-line /metrics server, on a free port."""
+    server = grpcpy.prometheus.start_http_server(0, addr="127.0.0.1", registry=registry)
+    yield server
+    server.close()
+
+
+def scrape(port):
+    """{(sample name, sorted labels): value} of a GET of /metrics."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=30) as response:
+        assert response.status == 200
+        body = response.read().decode("utf-8")
+    samples = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def series(samples, name, **labels):
+    """The samples named `name` whose labels include `labels`: {labels: value}."""
+    wanted = set(labels.items())
+    return {key: value for (sample, key), value in samples.items()
+            if sample == name and wanted <= set(key)}
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0)
+
+
+def scrape_when(port, side, calls):
+    """Scrape until `calls` calls have ended on `side` (the server may
+    report a call's end after its client has the status: a bound against
+    hangs, not a timing assertion)."""
+    deadline = time.monotonic() + 30
+    while True:
+        samples = scrape(port)
+        ended = sum(series(samples, "grpc_%s_handled_total" % side).values())
+        if ended >= calls or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.02)
+
+
+def assert_known(samples, side):
+    """The figures of traffic.KNOWN on `side`, exactly, and nothing else
+    of that side's."""
+    received_from, sent_from = ("client", "server") if side == "server" else ("server", "client")
+    prefix = "grpc_%s_" % side
+    for (kind, method), (started, handled, from_client, from_server) in KNOWN.items():
+        labels = dict(grpc_type=kind, grpc_service=SERVICE, grpc_method=method)
+        counts = {"client": from_client, "server": from_server}
+        assert value(samples, prefix + "started_total", **labels) == started, (method, samples)
+        assert value(samples, prefix + "msg_received_total", **labels) == counts[received_from], method
+        assert value(samples, prefix + "msg_sent_total", **labels) == counts[sent_from], method
+        assert series(samples, prefix + "handled_total", **labels) == {
+            tuple(sorted(dict(labels, grpc_code=GO_CODES[code]).items())): n for code, n in handled.items()}
+        assert value(samples, prefix + "handling_seconds_count", **labels) == started
+        assert value(samples, prefix + "handling_seconds_bucket", le="+Inf", **labels) == started
+        assert value(samples, prefix + "handling_seconds_sum", **labels) > 0
+        buckets = series(samples, prefix + "handling_seconds_bucket", **labels)
+        assert sorted(dict(key)["le"] for key in buckets) == sorted(BUCKETS)
+        by_bound = [value(samples, prefix + "handling_seconds_bucket", le=le, **labels) for le in BUCKETS]
+        assert by_bound == sorted(by_bound), by_bound    # cumulative
+    for name in ("started_total", "handled_total", "msg_received_total", "msg_sent_total"):
+        assert sum(series(samples, prefix + name).values()) == sum(
+            series(samples, prefix + name, grpc_service=SERVICE).values()), name
+
+
+@pytest.mark.parametrize("client", traffic.CLIENTS)
+@pytest.mark.parametrize("server", GRPCPY_SERVERS)
+def test_server_metrics(registry, http, server, client):
+    metrics = grpcpy.prometheus.Metrics(registry=registry, client=False)
+    served = traffic.Server(server, options=[("grpcpy.stats_hooks", metrics)])
+    try:
+        traffic.run_known_traffic(client, served.target)
+        samples = scrape_when(http.port, "server", 7)
+    finally:
+        served.close()
+    assert_known(samples, "server")
+    assert not [key for key in samples if key[0].startswith("grpc_client_")]   # client=False
+
+
+@pytest.mark.parametrize("server", traffic.SERVERS)
+@pytest.mark.parametrize("client", GRPCPY_CLIENTS)
+def test_client_metrics(registry, http, client, server):
+    metrics = grpcpy.prometheus.Metrics(registry=registry, server=False)
+    served = traffic.Server(server)
+    try:
+        traffic.run_known_traffic(client, served.target, options=[("grpcpy.stats_hooks", metrics)])
+        samples = scrape_when(http.port, "client", 7)
+    finally:
+        served.close()
+    assert_known(samples, "client")
+
+
+@pytest.mark.parametrize("kind", GRPCPY_CLIENTS)
+def test_registered_globally_both_sides(registry, http, kind):
+    """register_global through `with`: the server and channel made inside
+    report, both sides; those made after the block do not."""
+    server_kind = kind
+    with grpcpy.prometheus.Metrics(registry=registry):
+        served = traffic.Server(server_kind)
+        try:
+            traffic.run_known_traffic(kind, served.target)
+            samples = scrape_when(http.port, "server", 7)
+        finally:
+            served.close()
+    assert_known(samples, "server")
+    assert_known(samples, "client")
+
+    later = traffic.Server(server_kind)
+    try:
+        traffic.run_known_traffic(kind, later.target)
+    finally:
+        later.close()
+    assert scrape(http.port) == samples
+
+
+@pytest.mark.parametrize("client", ["grpcpy-sync", "grpcio"])
+@pytest.mark.parametrize("server", GRPCPY_SERVERS)
+def test_unregistered_methods_have_bounded_labels(registry, http, server, client):
+    """Random method names (unknown services, unknown methods of a known
+    service) all count under one fixed label set, so a client cannot make
+    the server grow series."""
+    metrics = grpcpy.prometheus.Metrics(registry=registry)
+    served = traffic.Server(server, options=[("grpcpy.stats_hooks", metrics)])
+    methods = ["/%s/%s" % (uuid.uuid4().hex, uuid.uuid4().hex) for _ in range(10)]
+    methods += ["/%s/%s" % (SERVICE, uuid.uuid4().hex) for _ in range(10)]
+    methods += ["/%s" % uuid.uuid4().hex, "/%s/Unary" % uuid.uuid4().hex]
+    try:
+        assert traffic.call_methods(client, served.target, methods) == ["UNIMPLEMENTED"] * len(methods)
+        assert traffic.call_methods(client, served.target, [traffic.UNARY]) == ["OK"]
+        samples = scrape_when(http.port, "server", len(methods) + 1)
+    finally:
+        served.close()
+    other = dict(grpc_type="unknown", grpc_service="other", grpc_method="other")
+    assert series(samples, "grpc_server_started_total") == {
+        tuple(sorted(other.items())): len(methods),
+        tuple(sorted(dict(grpc_type="unary", grpc_service=SERVICE, grpc_method="Unary").items())): 1}
+    assert series(samples, "grpc_server_handled_total", grpc_service="other") == {
+        tuple(sorted(dict(other, grpc_code="Unimplemented").items())): len(methods)}
+    assert value(samples, "grpc_server_msg_sent_total", **other) == 0
+    names = {v for _, labels in samples for k, v in labels if k in ("grpc_service", "grpc_method")}
+    assert names == {"other", SERVICE, "Unary"}
+
+
+def test_one_metrics_per_registry(registry):
+    grpcpy.prometheus.Metrics(registry=registry)
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        grpcpy.prometheus.Metrics(registry=registry)
+    grpcpy.prometheus.Metrics(registry=prometheus_client.CollectorRegistry(), server=False)
+
+
+def test_split_method_names():
+    split = grpcpy.prometheus.split_method
+    assert split("/pkg.Svc/Do") == ("pkg.Svc", "Do")
+    for bad in ("", "/", "//", "/pkg.Svc", "/pkg.Svc/", "pkg.Svc/Do", "//Do"):
+        assert split(bad) == ("unknown", "unknown"), bad
