@@ -137,3 +137,16 @@ def test_outlier_detection():
     assert _run("outlier_detection.py") == ["first calls served by: a b c - some failed: True",
                                             "after the ejection, 30 calls served by: a c",
                                             "after the ejection time, b is called again: True"]
+
+
+def test_prometheus_metrics():
+    labels = 'grpc_method="Say",grpc_service="demo.Echo",grpc_type="unary"'
+    lines = []
+    for side, sent, received in (("server", 3, 4), ("client", 4, 3)):
+        lines += ["grpc_%s_started_total{%s} 4.0" % (side, labels),
+                  'grpc_%s_handled_total{grpc_code="OK",%s} 3.0' % (side, labels),
+                  'grpc_%s_handled_total{grpc_code="InvalidArgument",%s} 1.0' % (side, labels),
+                  "grpc_%s_msg_received_total{%s} %d.0" % (side, labels, received),
+                  "grpc_%s_msg_sent_total{%s} %d.0" % (side, labels, sent),
+                  "grpc_%s_handling_seconds_count{%s} 4.0" % (side, labels)]
+    assert _run("prometheus_metrics.py") == lines
