@@ -11,10 +11,9 @@ import pytest
 
 from grpcpy.observability import CallLogger
 from tests.observability import traffic
-from tests.observability.traffic import KNOWN, SERVICE
+from tests.observability.traffic import CALLS, KNOWN, SERVICE
 
 GRPCPY = ["grpcpy-sync", "grpcpy-aio"]
-CALLS = sum(started for started, _, _, _ in KNOWN.values())
 METADATA = (("authorization", "Bearer s3cret"), ("x-request-id", "req 1"), ("x-blob-bin", b"\x00\x01\xff"))
 
 
@@ -92,24 +91,18 @@ def check_lines(lines, side, target=None):
 @pytest.mark.parametrize("client", traffic.CLIENTS)
 @pytest.mark.parametrize("server", GRPCPY)
 def test_server_lines(records, server, client):
-    served = traffic.Server(server, options=[("grpcpy.stats_hooks", CallLogger())])
-    try:
+    with traffic.serving(server, options=[("grpcpy.stats_hooks", CallLogger())]) as served:
         traffic.run_known_traffic(client, served.target)
         lines = records.wait_for(CALLS)
-    finally:
-        served.close()
     check_lines(lines, "server")
 
 
 @pytest.mark.parametrize("server", traffic.SERVERS)
 @pytest.mark.parametrize("client", GRPCPY)
 def test_client_lines(records, client, server):
-    served = traffic.Server(server)
-    try:
+    with traffic.serving(server) as served:
         traffic.run_known_traffic(client, served.target, options=[("grpcpy.stats_hooks", CallLogger())])
         lines = records.wait_for(CALLS)
-    finally:
-        served.close()
     check_lines(lines, "client", served.target)
 
 
@@ -118,12 +111,9 @@ def test_metadata_redacted_unless_allowed(records, kind):
     """Both sides installed by `with`: every value shows as [redacted] but
     those of the allowed keys (any case; binary ones in base64)."""
     with CallLogger(allow_metadata=["X-Request-Id", "x-blob-bin"]):
-        served = traffic.Server(kind)
-        try:
+        with traffic.serving(kind) as served:
             traffic.run_known_traffic(kind, served.target, metadata=METADATA)
             lines = records.wait_for(2 * CALLS)
-        finally:
-            served.close()
     assert len(lines) == 2 * CALLS
     assert sorted(r.grpc_call["side"] for r in lines) == ["client"] * CALLS + ["server"] * CALLS
     for record in lines:
@@ -141,12 +131,9 @@ def test_metadata_redacted_unless_allowed(records, kind):
 @pytest.mark.parametrize("kind", GRPCPY)
 def test_json_lines(records, kind):
     with CallLogger(json=True, server=False):
-        served = traffic.Server(kind)
-        try:
+        with traffic.serving(kind) as served:
             traffic.run_known_traffic(kind, served.target)
             lines = records.wait_for(CALLS)
-        finally:
-            served.close()
     assert len(lines) == CALLS
     for record in lines:
         fields = json.loads(record.getMessage())
@@ -160,26 +147,17 @@ def test_nothing_logged_unless_installed_and_enabled(records, kind):
     and servers made later log nothing."""
     logger = logging.getLogger("grpcpy.calls")
     logger.setLevel(logging.DEBUG)
-    served = traffic.Server(kind)
-    try:
+    with traffic.serving(kind) as served:
         traffic.run_known_traffic(kind, served.target)
-    finally:
-        served.close()
 
     logger.setLevel(logging.WARNING)
     quiet = CallLogger()
     with quiet:
-        served = traffic.Server(kind)
-        try:
+        with traffic.serving(kind) as served:
             traffic.run_known_traffic(kind, served.target)
-        finally:
-            served.close()
     logger.setLevel(logging.INFO)
-    served = traffic.Server(kind)
-    try:
+    with traffic.serving(kind) as served:
         traffic.run_known_traffic(kind, served.target)
-    finally:
-        served.close()      # every call of the server has ended
     assert records.records == []
 
 

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import grpcpy
 import grpcpy.prometheus
 from tests.observability import traffic
-from tests.observability.traffic import KNOWN, SERVICE
+from tests.observability.traffic import CALLS, KNOWN, SERVICE
 
 # the grpc_code label values go-grpc-prometheus writes for the codes of the traffic
 GO_CODES = {"OK": "OK", "NOT_FOUND": "NotFound", "UNIMPLEMENTED": "Unimplemented"}
@@ -99,12 +99,9 @@ def assert_known(samples, side):
 @pytest.mark.parametrize("server", GRPCPY_SERVERS)
 def test_server_metrics(registry, http, server, client):
     metrics = grpcpy.prometheus.Metrics(registry=registry, client=False)
-    served = traffic.Server(server, options=[("grpcpy.stats_hooks", metrics)])
-    try:
+    with traffic.serving(server, options=[("grpcpy.stats_hooks", metrics)]) as served:
         traffic.run_known_traffic(client, served.target)
-        samples = scrape_when(http.port, "server", 7)
-    finally:
-        served.close()
+        samples = scrape_when(http.port, "server", CALLS)
     assert_known(samples, "server")
     assert not [key for key in samples if key[0].startswith("grpc_client_")]   # client=False
 
@@ -113,12 +110,9 @@ def test_server_metrics(registry, http, server, client):
 @pytest.mark.parametrize("client", GRPCPY_CLIENTS)
 def test_client_metrics(registry, http, client, server):
     metrics = grpcpy.prometheus.Metrics(registry=registry, server=False)
-    served = traffic.Server(server)
-    try:
+    with traffic.serving(server) as served:
         traffic.run_known_traffic(client, served.target, options=[("grpcpy.stats_hooks", metrics)])
-        samples = scrape_when(http.port, "client", 7)
-    finally:
-        served.close()
+        samples = scrape_when(http.port, "client", CALLS)
     assert_known(samples, "client")
 
 
@@ -126,22 +120,15 @@ def test_client_metrics(registry, http, client, server):
 def test_registered_globally_both_sides(registry, http, kind):
     """register_global through `with`: the server and channel made inside
     report, both sides; those made after the block do not."""
-    server_kind = kind
     with grpcpy.prometheus.Metrics(registry=registry):
-        served = traffic.Server(server_kind)
-        try:
+        with traffic.serving(kind) as served:
             traffic.run_known_traffic(kind, served.target)
-            samples = scrape_when(http.port, "server", 7)
-        finally:
-            served.close()
+            samples = scrape_when(http.port, "server", CALLS)
     assert_known(samples, "server")
     assert_known(samples, "client")
 
-    later = traffic.Server(server_kind)
-    try:
+    with traffic.serving(kind) as later:
         traffic.run_known_traffic(kind, later.target)
-    finally:
-        later.close()
     assert scrape(http.port) == samples
 
 
@@ -152,16 +139,13 @@ def test_unregistered_methods_have_bounded_labels(registry, http, server, client
     service) all count under one fixed label set, so a client cannot make
     the server grow series."""
     metrics = grpcpy.prometheus.Metrics(registry=registry)
-    served = traffic.Server(server, options=[("grpcpy.stats_hooks", metrics)])
     methods = ["/%s/%s" % (uuid.uuid4().hex, uuid.uuid4().hex) for _ in range(10)]
     methods += ["/%s/%s" % (SERVICE, uuid.uuid4().hex) for _ in range(10)]
     methods += ["/%s" % uuid.uuid4().hex, "/%s/Unary" % uuid.uuid4().hex]
-    try:
+    with traffic.serving(server, options=[("grpcpy.stats_hooks", metrics)]) as served:
         assert traffic.call_methods(client, served.target, methods) == ["UNIMPLEMENTED"] * len(methods)
         assert traffic.call_methods(client, served.target, [traffic.UNARY]) == ["OK"]
         samples = scrape_when(http.port, "server", len(methods) + 1)
-    finally:
-        served.close()
     other = dict(grpc_type="unknown", grpc_service="other", grpc_method="other")
     assert series(samples, "grpc_server_started_total") == {
         tuple(sorted(other.items())): len(methods),

@@ -7,7 +7,7 @@ FAILED_CALLS that the server fails with FAILED_CODE, one server-streaming
 call answered with STREAMED messages, one client-streaming call sending
 UPLOADED messages. Messages are raw bytes (no serializer)."""
 import asyncio
-import threading
+import contextlib
 from concurrent import futures
 
 import grpc
@@ -15,6 +15,7 @@ import grpc.aio
 
 import grpcpy
 import grpcpy.aio
+from tests.health.harness import LoopThread
 
 SERVICE = "test.observability.Traffic"
 UNARY = "/%s/Unary" % SERVICE
@@ -39,6 +40,7 @@ KNOWN = {
     ("server_stream", "ServerStream"): (1, {"OK": 1}, 1, STREAMED),
     ("client_stream", "ClientStream"): (1, {"OK": 1}, UPLOADED, 1),
 }
+CALLS = sum(started for started, _, _, _ in KNOWN.values())
 
 
 def _module(kind):
@@ -89,23 +91,6 @@ def generic_handler(module, aio):
     })
 
 
-class LoopThread:
-    """An asyncio loop in a thread, for asyncio servers under blocking tests."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout=TIMEOUT):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 class Server:
     """The traffic service on a running server of `kind`."""
 
@@ -139,6 +124,17 @@ class Server:
         else:
             self._loop.run(self.server.stop(None))
             self._loop.close()
+
+
+@contextlib.contextmanager
+def serving(kind, options=()):
+    """A Server of `kind` for the block; stopped after it (so every call
+    it served has ended)."""
+    server = Server(kind, options)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def _uploads():
