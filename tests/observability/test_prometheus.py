@@ -157,6 +157,62 @@ def test_unregistered_methods_have_bounded_labels(registry, http, server, client
     assert names == {"other", SERVICE, "Unary"}
 
 
+def shapes(text, side):
+    """{family: (type, label names)} of a side's five families, from an exposition."""
+    names = {"grpc_%s_%s" % (side, n) for n in ("started", "handled", "msg_received", "msg_sent", "handling_seconds")}
+    found = {}
+    for family in text_string_to_metric_families(text):
+        if family.name in names and family.samples:
+            found[family.name] = (family.type, {frozenset(s.labels) - {"le"} for s in family.samples})
+    return found
+
+
+def unary_figures(text, side, type_label, code_labels):
+    """Started and handled counts of the Unary method, codes by name."""
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    labels = dict(grpc_type=type_label, grpc_service=SERVICE, grpc_method="Unary")
+    return (value(samples, "grpc_%s_started_total" % side, **labels),
+            {code: value(samples, "grpc_%s_handled_total" % side, grpc_code=label, **labels)
+             for code, label in code_labels.items()})
+
+
+def test_same_families_as_py_grpc_prometheus(registry):
+    """The reference: py-grpc-prometheus' interceptors on a grpcio server
+    and channel, and grpcpy.prometheus on grpcpy's, under the same traffic,
+    make the same families with the same label names and, for unary calls
+    (which py-grpc-prometheus counts like go-grpc-prometheus), the same
+    figures; label values differ only where py-grpc-prometheus spells them
+    its own way ("UNARY", "NOT_FOUND")."""
+    import grpc
+    from py_grpc_prometheus.prometheus_client_interceptor import PromClientInterceptor
+    from py_grpc_prometheus.prometheus_server_interceptor import PromServerInterceptor
+
+    reference = prometheus_client.CollectorRegistry()
+    with traffic.serving("grpcio", interceptors=[PromServerInterceptor(
+            enable_handling_time_histogram=True, registry=reference)]) as served:
+        with grpc.insecure_channel(served.target) as plain:
+            channel = grpc.intercept_channel(plain, PromClientInterceptor(
+                enable_client_handling_time_histogram=True, registry=reference))
+            traffic.sync_traffic(channel, grpc)
+    theirs = prometheus_client.generate_latest(reference).decode("utf-8")
+
+    with grpcpy.prometheus.Metrics(registry=registry):
+        with traffic.serving("grpcpy-sync") as served:
+            traffic.run_known_traffic("grpcpy-sync", served.target)
+    ours = prometheus_client.generate_latest(registry).decode("utf-8")
+
+    for side in ("server", "client"):
+        assert len(shapes(theirs, side)) == 5
+        assert shapes(ours, side) == shapes(theirs, side)
+        assert unary_figures(ours, side, "unary", GO_CODES) == unary_figures(
+            theirs, side, "UNARY", {code: code for code in GO_CODES}) == (
+            traffic.OK_CALLS + traffic.FAILED_CALLS,
+            {"OK": traffic.OK_CALLS, "NOT_FOUND": traffic.FAILED_CALLS, "UNIMPLEMENTED": 0})
+
+
 def test_one_metrics_per_registry(registry):
     grpcpy.prometheus.Metrics(registry=registry)
     with pytest.raises(ValueError, match="Duplicated timeseries"):

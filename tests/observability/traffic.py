@@ -94,7 +94,7 @@ def generic_handler(module, aio):
 class Server:
     """The traffic service on a running server of `kind`."""
 
-    def __init__(self, kind, options=()):
+    def __init__(self, kind, options=(), interceptors=()):
         self.kind = kind
         self._loop = None
         module = _module(kind)
@@ -102,7 +102,8 @@ class Server:
             self._loop = LoopThread()
             self.port = self._loop.run(self._start_aio(options))
         else:
-            self.server = module.server(futures.ThreadPoolExecutor(4), options=list(options))
+            self.server = module.server(futures.ThreadPoolExecutor(4), options=list(options),
+                                        interceptors=list(interceptors))
             self.server.add_generic_rpc_handlers((generic_handler(module, aio=False),))
             self.port = self.server.add_insecure_port("127.0.0.1:0")
             self.server.start()
@@ -127,10 +128,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(kind, options=()):
+def serving(kind, options=(), interceptors=()):
     """A Server of `kind` for the block; stopped after it (so every call
     it served has ended)."""
-    server = Server(kind, options)
+    server = Server(kind, options, interceptors)
     try:
         yield server
     finally:
@@ -141,7 +142,8 @@ def _uploads():
     return (b"part %d" % i for i in range(UPLOADED))
 
 
-def _sync_traffic(channel, module, metadata):
+def sync_traffic(channel, module, metadata=None):
+    """The KNOWN calls on a channel of grpcio's sync API (`module` grpc or grpcpy)."""
     unary = channel.unary_unary(UNARY)
     for i in range(OK_CALLS):
         assert unary(b"hello %d" % i, timeout=TIMEOUT, metadata=metadata) == b"hello %d" % i
@@ -183,7 +185,7 @@ def run_known_traffic(kind, target, options=(), metadata=None):
         return
     module = _module(kind)
     with module.insecure_channel(target, options=list(options)) as channel:
-        _sync_traffic(channel, module, metadata)
+        sync_traffic(channel, module, metadata)
 
 
 def call_methods(kind, target, methods, options=()):
