@@ -21,10 +21,12 @@ histograms are not offered (a hook sees a message arrive, not how long the
 application waited for it).
 
 Label values stay bounded whatever clients send: a server call to a method
-with no registered handler (unknown, or found only by a generic handler)
-is counted under grpc_service="other", grpc_method="other" (as gRFC A66
-does), so random method names cannot create series. On a channel the
-method names are the application's own and are used as they are.
+the server has no handler for is counted under grpc_service="other",
+grpc_method="other" (as gRFC A66 does), so random method names cannot
+create series; and at most `max_methods` methods per side are named (a
+server whose generic handler accepts any name counts the calls to further
+methods as "other" too). On a channel the method names are the
+application's own.
 
 Messages are counted as they go (live, for long streams), through the
 per-message events of grpcpy.stats; a client message a retry sends again
@@ -158,7 +160,8 @@ class Metrics(InstallableHook):
     """go-grpc-prometheus' server and client metrics of the channels and
     servers this hook is installed on, in `registry` (prometheus_client's
     default registry when None). `server` / `client` False leaves that
-    side's metrics out. One Metrics per registry: a second would register
+    side's metrics out. `max_methods`: the most methods per side labelled
+    by name; calls to others count as "other". One Metrics per registry: a second would register
     the same metric names again, which prometheus_client refuses.
 
     Install it with register_global() (every channel and server made
@@ -168,32 +171,37 @@ class Metrics(InstallableHook):
 
     messages = True
 
-    def __init__(self, registry=None, buckets=DEFAULT_BUCKETS, server=True, client=True):
+    def __init__(self, registry=None, buckets=DEFAULT_BUCKETS, server=True, client=True, max_methods=1000):
         if registry is None:
             registry = prometheus_client.REGISTRY
         self._server = _Family("server", registry, buckets) if server else None
         self._client = _Family("client", registry, buckets) if client else None
+        self.max_methods = max_methods
 
     def server_call(self, info):
         family = self._server
         if family is None:
             return None
-        key = (info.kind, info.method if info.registered else None)
-        series = family.series.get(key)
-        if series is None:
-            service, method = split_method(info.method) if info.registered else (OTHER, OTHER)
-            series = family.series[key] = _ServerSeries(family, (info.kind or UNKNOWN, service, method))
-        return series.start()
+        # a method is named when the server has a handler for it
+        return self._series(family, _ServerSeries, info, info.registered or info.kind is not None).start()
 
     def client_call(self, info):
         family = self._client
         if family is None:
             return None
-        key = (info.kind, info.method)
+        return self._series(family, _ClientSeries, info, True).start()
+
+    def _series(self, family, cls, info, named):
+        """The series of a call's method (`named` False: of "other"); made on
+        its first call, then found in one dict lookup."""
+        key = (info.kind, info.method if named else None)
         series = family.series.get(key)
         if series is None:
-            series = family.series[key] = _ClientSeries(family, (info.kind or UNKNOWN,) + split_method(info.method))
-        return series.start()
+            if named and len(family.series) >= self.max_methods:
+                return self._series(family, cls, info, False)
+            service, method = split_method(info.method) if named else (OTHER, OTHER)
+            series = family.series[key] = cls(family, (info.kind or UNKNOWN, service, method))
+        return series
 
 
 class MetricsServer:

@@ -157,6 +157,30 @@ def test_unregistered_methods_have_bounded_labels(registry, http, server, client
     assert names == {"other", SERVICE, "Unary"}
 
 
+class AnyMethod(grpcpy.GenericRpcHandler):
+    """A generic handler that answers every method name (a catch-all)."""
+
+    def service(self, handler_call_details):
+        return grpcpy.unary_unary_rpc_method_handler(lambda request, context: request)
+
+
+@pytest.mark.parametrize("server", GRPCPY_SERVERS)
+def test_catch_all_handler_names_at_most_max_methods(registry, http, server):
+    """Methods a generic handler answers are named, up to max_methods per
+    side (the traffic's Unary is one); calls to any more count as "other"."""
+    metrics = grpcpy.prometheus.Metrics(registry=registry, max_methods=4)
+    methods = ["/%s/M%d" % (uuid.uuid4().hex, i) for i in range(10)]
+    with traffic.serving(server, options=[("grpcpy.stats_hooks", metrics)], more_handlers=[AnyMethod()]) as served:
+        assert traffic.call_methods("grpcio", served.target, [traffic.UNARY] + methods) == ["OK"] * 11
+        samples = scrape_when(http.port, "server", 11)
+    started = series(samples, "grpc_server_started_total")
+    named = {dict(key)["grpc_method"] for key in started} - {"other", "Unary"}
+    assert named == {"M0", "M1", "M2"}
+    assert value(samples, "grpc_server_started_total", grpc_type="unary", grpc_service="other",
+                 grpc_method="other") == 7
+    assert sum(started.values()) == 11
+
+
 def shapes(text, side):
     """{family: (type, label names)} of a side's five families, from an exposition."""
     names = {"grpc_%s_%s" % (side, n) for n in ("started", "handled", "msg_received", "msg_sent", "handling_seconds")}

@@ -94,8 +94,9 @@ def generic_handler(module, aio):
 class Server:
     """The traffic service on a running server of `kind`."""
 
-    def __init__(self, kind, options=(), interceptors=()):
+    def __init__(self, kind, options=(), interceptors=(), more_handlers=()):
         self.kind = kind
+        self._more = tuple(more_handlers)       # generic handlers after the service's
         self._loop = None
         module = _module(kind)
         if kind == "grpcpy-aio":
@@ -104,13 +105,13 @@ class Server:
         else:
             self.server = module.server(futures.ThreadPoolExecutor(4), options=list(options),
                                         interceptors=list(interceptors))
-            self.server.add_generic_rpc_handlers((generic_handler(module, aio=False),))
+            self.server.add_generic_rpc_handlers((generic_handler(module, aio=False),) + self._more)
             self.port = self.server.add_insecure_port("127.0.0.1:0")
             self.server.start()
 
     async def _start_aio(self, options):
         self.server = grpcpy.aio.server(options=list(options))
-        self.server.add_generic_rpc_handlers((generic_handler(grpcpy, aio=True),))
+        self.server.add_generic_rpc_handlers((generic_handler(grpcpy, aio=True),) + self._more)
         port = self.server.add_insecure_port("127.0.0.1:0")
         await self.server.start()
         return port
@@ -128,10 +129,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(kind, options=(), interceptors=()):
+def serving(kind, options=(), interceptors=(), more_handlers=()):
     """A Server of `kind` for the block; stopped after it (so every call
     it served has ended)."""
-    server = Server(kind, options, interceptors)
+    server = Server(kind, options, interceptors, more_handlers)
     try:
         yield server
     finally:
