@@ -30,8 +30,11 @@ application's own.
 
 Messages are counted as they go (live, for long streams), through the
 per-message events of grpcpy.stats; a client message a retry sends again
-is counted again (it was sent again). The work per event is one counter
-increment: the labelled series of a method are looked up once and kept.
+is counted again (it was sent again). The work per event is one short
+locked update of the method's series, found once per call; the figures
+become metric families only when scraped (a collector), as updating
+prometheus_client's own Counter and Histogram objects would cost several
+times more per call.
 
 prometheus-client is used because it is Prometheus' own Python client: its
 registry, exposition format and HTTP server are what scrapers expect, and
@@ -42,7 +45,13 @@ already. It is the optional extra ``grpcpy[prometheus]``.
     metrics.register_global()                  # or options=[("grpcpy.stats_hooks", metrics)]
     grpcpy.prometheus.start_http_server(9090)  # /metrics
 """
+import bisect
+import itertools
+import threading
+
 import prometheus_client
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from grpcpy import stats
 from grpcpy._types import StatusCode
@@ -81,57 +90,46 @@ def split_method(method):
     return UNKNOWN, UNKNOWN
 
 
-class _Family:
-    """One side's five metrics, with their labelled children by method."""
-
-    def __init__(self, side, registry, buckets):
-        where = "on the server" if side == "server" else "by the client"
-        prefix = "grpc_%s_" % side
-        self.started = prometheus_client.Counter(
-            prefix + "started", "RPCs started %s." % where, _LABELS, registry=registry)
-        self.handled = prometheus_client.Counter(
-            prefix + "handled", "RPCs ended %s, whatever their status." % where, _LABELS + ("grpc_code",),
-            registry=registry)
-        self.received = prometheus_client.Counter(
-            prefix + "msg_received", "Messages received %s." % where, _LABELS, registry=registry)
-        self.sent = prometheus_client.Counter(
-            prefix + "msg_sent", "Messages sent %s." % where, _LABELS, registry=registry)
-        self.seconds = prometheus_client.Histogram(
-            prefix + "handling_seconds", "Seconds from the start of RPCs %s to their status." % where, _LABELS,
-            buckets=buckets, registry=registry)
-        self.series = {}
-
-
 class _Series:
-    """The labelled children of one (type, service, method): what a call's
-    events touch, so an event is one increment and a call allocates
-    nothing. It is the server call's stats object (shared by its calls)."""
+    """The figures of one (type, service, method) of one side, and what a
+    call's events do to them: an event is one short locked update and a
+    call allocates nothing (the series is the server call's stats object,
+    shared by its calls). The lock keeps counts exact across threads."""
 
-    def __init__(self, family, labels):
-        self._labels = labels
-        self._family = family
-        self._started = family.started.labels(*labels)
-        self._received = family.received.labels(*labels)
-        self._sent = family.sent.labels(*labels)
-        self._seconds = family.seconds.labels(*labels)
-        self._handled = {}
+    def __init__(self, labels, bounds):
+        self.labels = labels
+        self._bounds = bounds
+        self._lock = threading.Lock()
+        self.started = self.received = self.sent = 0
+        self.handled = {}                               # grpc_code label -> calls
+        self.buckets = [0] * (len(bounds) + 1)          # per bucket, not cumulative; the last is +Inf
+        self.seconds = 0.0
 
     def start(self):
-        self._started.inc()
+        with self._lock:
+            self.started += 1
         return self
 
     def message_in(self, size, wire_size):
-        self._received.inc()
+        with self._lock:
+            self.received += 1
 
     def message_out(self, size, wire_size):
-        self._sent.inc()
+        with self._lock:
+            self.sent += 1
 
     def end(self, code, details, trailing, totals):
-        handled = self._handled.get(code)
-        if handled is None:
-            handled = self._handled[code] = self._family.handled.labels(*self._labels, CODE_LABELS[code])
-        handled.inc()
-        self._seconds.observe(totals.duration)
+        duration = totals.duration
+        bucket = bisect.bisect_left(self._bounds, duration)     # the first bound >= duration ("le")
+        code = CODE_LABELS[code]
+        with self._lock:
+            self.handled[code] = self.handled.get(code, 0) + 1
+            self.buckets[bucket] += 1
+            self.seconds += duration
+
+    def snapshot(self):
+        with self._lock:
+            return self.started, self.received, self.sent, dict(self.handled), list(self.buckets), self.seconds
 
 
 class _ServerSeries(_Series, stats.ServerCallStats):
@@ -148,12 +146,50 @@ class _ClientAttempts(stats.AttemptStats):
 
 class _ClientSeries(_Series, stats.ClientCallStats):
 
-    def __init__(self, family, labels):
-        _Series.__init__(self, family, labels)
+    def __init__(self, labels, bounds):
+        _Series.__init__(self, labels, bounds)
         self._attempts = _ClientAttempts(self)
 
     def attempt(self, number, transparent, previous, metadata):
         return self._attempts
+
+
+class _Side:
+    """One side's series by method, exposed as its five metric families
+    (a prometheus_client collector: the figures are read at scrape time)."""
+
+    def __init__(self, side, series_class, bounds):
+        self.series = {}
+        self.series_class = series_class
+        self.bounds = bounds
+        self._prefix = "grpc_%s_" % side
+        self._where = "on the server" if side == "server" else "by the client"
+        self._le = [floatToGoString(bound) for bound in bounds] + ["+Inf"]
+
+    def collect(self, series=None):
+        where, prefix = self._where, self._prefix
+        started = CounterMetricFamily(prefix + "started", "RPCs started %s." % where, labels=_LABELS)
+        handled = CounterMetricFamily(prefix + "handled", "RPCs ended %s, whatever their status." % where,
+                                      labels=_LABELS + ("grpc_code",))
+        received = CounterMetricFamily(prefix + "msg_received", "Messages received %s." % where, labels=_LABELS)
+        sent = CounterMetricFamily(prefix + "msg_sent", "Messages sent %s." % where, labels=_LABELS)
+        seconds = HistogramMetricFamily(prefix + "handling_seconds",
+                                        "Seconds from the start of RPCs %s to their status." % where,
+                                        labels=_LABELS)
+        for one in list(self.series.values()) if series is None else series:
+            n_started, n_received, n_sent, by_code, buckets, total = one.snapshot()
+            labels = one.labels
+            started.add_metric(labels, n_started)
+            received.add_metric(labels, n_received)
+            sent.add_metric(labels, n_sent)
+            for code, n in by_code.items():
+                handled.add_metric(labels + (code,), n)
+            seconds.add_metric(labels, list(zip(self._le, itertools.accumulate(buckets))), total)
+        return [started, handled, received, sent, seconds]
+
+    def describe(self):
+        """The families without samples: what the registry checks names with."""
+        return self.collect(series=())
 
 
 class Metrics(InstallableHook):
@@ -174,33 +210,42 @@ class Metrics(InstallableHook):
     def __init__(self, registry=None, buckets=DEFAULT_BUCKETS, server=True, client=True, max_methods=1000):
         if registry is None:
             registry = prometheus_client.REGISTRY
-        self._server = _Family("server", registry, buckets) if server else None
-        self._client = _Family("client", registry, buckets) if client else None
+        try:
+            bounds = tuple(sorted({float(bound) for bound in buckets} - {float("inf")}))
+        except (TypeError, ValueError):
+            raise ValueError("buckets: a sequence of numbers is expected, got %r" % (buckets,)) from None
+        if not isinstance(max_methods, int) or max_methods < 0:
+            raise ValueError("max_methods: a number of methods (0 or more) is expected, got %r" % (max_methods,))
+        self._server = _Side("server", _ServerSeries, bounds) if server else None
+        self._client = _Side("client", _ClientSeries, bounds) if client else None
         self.max_methods = max_methods
+        for side in (self._server, self._client):
+            if side is not None:
+                registry.register(side)
 
     def server_call(self, info):
         family = self._server
         if family is None:
             return None
         # a method is named when the server has a handler for it
-        return self._series(family, _ServerSeries, info, info.registered or info.kind is not None).start()
+        return self._series(family, info, info.registered or info.kind is not None).start()
 
     def client_call(self, info):
         family = self._client
         if family is None:
             return None
-        return self._series(family, _ClientSeries, info, True).start()
+        return self._series(family, info, True).start()
 
-    def _series(self, family, cls, info, named):
+    def _series(self, family, info, named):
         """The series of a call's method (`named` False: of "other"); made on
         its first call, then found in one dict lookup."""
         key = (info.kind, info.method if named else None)
         series = family.series.get(key)
         if series is None:
             if named and len(family.series) >= self.max_methods:
-                return self._series(family, cls, info, False)
+                return self._series(family, info, False)
             service, method = split_method(info.method) if named else (OTHER, OTHER)
-            series = family.series[key] = cls(family, (info.kind or UNKNOWN, service, method))
+            series = family.series[key] = family.series_class((info.kind or UNKNOWN, service, method), family.bounds)
         return series
 
 

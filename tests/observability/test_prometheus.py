@@ -181,6 +181,46 @@ def test_catch_all_handler_names_at_most_max_methods(registry, http, server):
     assert sum(started.values()) == 11
 
 
+class Slow(grpcpy.GenericRpcHandler):
+    """Every method answers after `delay` seconds."""
+
+    def __init__(self, delay):
+        self.delay = delay
+
+    def service(self, handler_call_details):
+        def slow(request, context):
+            time.sleep(self.delay)
+            return request
+        return grpcpy.unary_unary_rpc_method_handler(slow)
+
+
+@pytest.mark.parametrize("server", GRPCPY_SERVERS)
+def test_durations_fall_in_their_buckets(registry, http, server):
+    """Calls that take at least 0.3 s: none in the buckets up to 0.25, all
+    in +Inf, and a sum of at least 0.3 s each (both sides)."""
+    buckets = (0.1, 0.25, 60)
+    with grpcpy.prometheus.Metrics(registry=registry, buckets=buckets):
+        with traffic.serving(server, more_handlers=[Slow(0.3)]) as served:
+            assert traffic.call_methods("grpcpy-sync", served.target, ["/slow.S/M"] * 2) == ["OK", "OK"]
+            samples = scrape_when(http.port, "server", 2)
+    for side in ("server", "client"):
+        labels = dict(grpc_type="unary", grpc_service="slow.S", grpc_method="M")
+        name = "grpc_%s_handling_seconds_" % side
+        assert {dict(key)["le"]: v for key, v in series(samples, name + "bucket", **labels).items()} == {
+            "0.1": 0, "0.25": 0, "60.0": 2, "+Inf": 2}
+        assert value(samples, name + "count", **labels) == 2
+        assert value(samples, name + "sum", **labels) >= 0.6
+
+
+def test_bad_arguments(registry):
+    with pytest.raises(ValueError, match="buckets"):
+        grpcpy.prometheus.Metrics(registry=registry, buckets=["soon"])
+    with pytest.raises(ValueError, match="buckets"):
+        grpcpy.prometheus.Metrics(registry=registry, buckets=5)
+    with pytest.raises(ValueError, match="max_methods"):
+        grpcpy.prometheus.Metrics(registry=registry, max_methods=-1)
+
+
 def shapes(text, side):
     """{family: (type, label names)} of a side's five families, from an exposition."""
     names = {"grpc_%s_%s" % (side, n) for n in ("started", "handled", "msg_received", "msg_sent", "handling_seconds")}
