@@ -5,6 +5,7 @@ import collections
 import json
 import logging
 import re
+import socket
 import time
 
 import pytest
@@ -160,6 +161,21 @@ def test_nothing_logged_unless_installed_and_enabled(records, kind):
     with traffic.serving(kind) as served:
         traffic.run_known_traffic(kind, served.target)
     assert records.records == []
+
+
+@pytest.mark.parametrize("kind", GRPCPY)
+def test_a_call_that_reaches_no_server(records, kind):
+    """Nothing listens on the port: the client still logs its call, with
+    its status and no peer."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        target = "127.0.0.1:%d" % probe.getsockname()[1]
+    options = [("grpcpy.stats_hooks", CallLogger())]
+    assert traffic.call_methods(kind, target, [traffic.UNARY], options=options) == ["UNAVAILABLE"]
+    lines = records.wait_for(1)
+    assert [r.grpc_call["code"] for r in lines] == ["UNAVAILABLE"]
+    fields = parse_logfmt(lines[0].getMessage())
+    assert "peer" not in fields and fields["details"] and fields["sent_messages"] == "0"
 
 
 def test_bad_arguments():
