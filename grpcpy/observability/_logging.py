@@ -14,9 +14,10 @@ no part in the call. A line is written when the call ends, with:
     sent_messages sent_bytes received_messages received_bytes
               (bytes as sent: compressed when they were, no framing)
     attempts  client: when the call took more than one
-    md.KEY    each request metadata entry; its value is "[redacted]" unless
-              KEY is in `allow_metadata` (metadata often carries
-              credentials, so nothing is shown unless asked for)
+    md.KEY    each request metadata key (the values of a repeated key joined
+              by ","); a value shows as "[redacted]" unless KEY is in
+              `allow_metadata` (metadata often carries credentials, so
+              nothing is shown unless asked for; binary values in base64)
 
 as key=value pairs (logfmt: a value with spaces, quotes or "=" is quoted
 JSON-style), or as one JSON object with ``json=True``. The fields are on
@@ -60,8 +61,8 @@ class _Call(stats.ClientCallStats, stats.ServerCallStats):
 
 
 class CallLogger(InstallableHook):
-    """Writes one line per call to `logger` (the "grpcpy.calls" logger when
-    None) at `level`. `allow_metadata`: the metadata keys whose values are
+    """Writes one line per call to `logger` (a logging.Logger or a logger's
+    name; the "grpcpy.calls" logger when None) at `level`. `allow_metadata`: the metadata keys whose values are
     shown (case-insensitive); every other value is redacted. `json`: the
     message is a JSON object instead of key=value text. `client` /
     `server` False leaves that side's calls out."""
@@ -69,7 +70,9 @@ class CallLogger(InstallableHook):
     def __init__(self, logger=None, level=logging.INFO, allow_metadata=(), json=False, client=True, server=True):
         if isinstance(allow_metadata, str):
             raise TypeError("allow_metadata: a collection of metadata keys is expected, not one string")
-        self.logger = logging.getLogger(LOGGER_NAME) if logger is None else logger
+        if logger is None or isinstance(logger, str):
+            logger = logging.getLogger(logger or LOGGER_NAME)
+        self.logger = logger
         self.level = level
         self.allow_metadata = frozenset(key.lower() for key in allow_metadata)
         self.json = json

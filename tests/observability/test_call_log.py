@@ -132,7 +132,7 @@ def test_metadata_redacted_unless_allowed(records, kind):
 
 @pytest.mark.parametrize("kind", GRPCPY)
 def test_json_lines(records, kind):
-    with CallLogger(json=True, server=False):
+    with CallLogger(logger="grpcpy.calls", json=True, server=False):
         with traffic.serving(kind) as served:
             traffic.run_known_traffic(kind, served.target)
             lines = records.wait_for(CALLS)
