@@ -197,8 +197,9 @@ class Metrics(InstallableHook):
     servers this hook is installed on, in `registry` (prometheus_client's
     default registry when None). `server` / `client` False leaves that
     side's metrics out. `max_methods`: the most methods per side labelled
-    by name; calls to others count as "other". One Metrics per registry: a second would register
-    the same metric names again, which prometheus_client refuses.
+    by name; calls to others count as "other". One Metrics per registry:
+    a second would register the same metric names again, which
+    prometheus_client refuses.
 
     Install it with register_global() (every channel and server made
     afterwards; deregister_global() stops that), as a context manager
@@ -224,28 +225,30 @@ class Metrics(InstallableHook):
                 registry.register(side)
 
     def server_call(self, info):
-        family = self._server
-        if family is None:
+        side = self._server
+        if side is None:
             return None
         # a method is named when the server has a handler for it
-        return self._series(family, info, info.registered or info.kind is not None).start()
+        return self._series(side, info, info.registered or info.kind is not None).start()
 
     def client_call(self, info):
-        family = self._client
-        if family is None:
+        side = self._client
+        if side is None:
             return None
-        return self._series(family, info, True).start()
+        return self._series(side, info, True).start()
 
-    def _series(self, family, info, named):
+    def _series(self, side, info, named):
         """The series of a call's method (`named` False: of "other"); made on
         its first call, then found in one dict lookup."""
         key = (info.kind, info.method if named else None)
-        series = family.series.get(key)
+        series = side.series.get(key)
         if series is None:
-            if named and len(family.series) >= self.max_methods:
-                return self._series(family, info, False)
+            if named and len(side.series) >= self.max_methods:
+                return self._series(side, info, False)
             service, method = split_method(info.method) if named else (OTHER, OTHER)
-            series = family.series[key] = family.series_class((info.kind or UNKNOWN, service, method), family.bounds)
+            # setdefault: of two threads making the same series, both get the one kept
+            series = side.series.setdefault(key, side.series_class((info.kind or UNKNOWN, service, method),
+                                                                   side.bounds))
         return series
 
 
