@@ -1,9 +1,11 @@
 """grpcpy.prometheus: known traffic between real peers, then a real HTTP
 scrape of /metrics parsed by prometheus_client's own parser; the figures
 per label set must be exactly the traffic's."""
+import threading
 import time
 import urllib.request
 import uuid
+from concurrent import futures
 
 import prometheus_client
 import pytest
@@ -123,7 +125,8 @@ def test_registered_globally_both_sides(registry, http, kind):
     with grpcpy.prometheus.Metrics(registry=registry):
         with traffic.serving(kind) as served:
             traffic.run_known_traffic(kind, served.target)
-            samples = scrape_when(http.port, "server", CALLS)
+            scrape_when(http.port, "server", CALLS)
+            samples = scrape_when(http.port, "client", CALLS)     # counts only grow
     assert_known(samples, "server")
     assert_known(samples, "client")
 
@@ -155,6 +158,31 @@ def test_unregistered_methods_have_bounded_labels(registry, http, server, client
     assert value(samples, "grpc_server_msg_sent_total", **other) == 0
     names = {v for _, labels in samples for k, v in labels if k in ("grpc_service", "grpc_method")}
     assert names == {"other", SERVICE, "Unary"}
+
+
+def test_concurrent_calls_are_counted_exactly(registry, http):
+    """Calls from many threads at once on a fresh Metrics (its series are
+    made while they run): every call and message counted, both sides."""
+    threads, calls = 8, 25
+    with grpcpy.prometheus.Metrics(registry=registry):
+        with traffic.serving("grpcpy-sync") as served, grpcpy.insecure_channel(served.target) as channel:
+            unary = channel.unary_unary(traffic.UNARY)
+            start = threading.Barrier(threads)
+
+            def run():
+                start.wait(30)
+                return [unary(b"x", timeout=traffic.TIMEOUT) for _ in range(calls)]
+
+            with futures.ThreadPoolExecutor(threads) as pool:
+                assert [len(f.result(60)) for f in [pool.submit(run) for _ in range(threads)]] == [calls] * threads
+            scrape_when(http.port, "server", threads * calls)
+            samples = scrape_when(http.port, "client", threads * calls)     # counts only grow
+    labels = dict(grpc_type="unary", grpc_service=SERVICE, grpc_method="Unary")
+    for side in ("server", "client"):
+        prefix = "grpc_%s_" % side
+        for name in ("started_total", "msg_received_total", "msg_sent_total", "handling_seconds_count"):
+            assert value(samples, prefix + name, **labels) == threads * calls, (side, name)
+        assert value(samples, prefix + "handled_total", grpc_code="OK", **labels) == threads * calls
 
 
 class AnyMethod(grpcpy.GenericRpcHandler):
@@ -202,7 +230,8 @@ def test_durations_fall_in_their_buckets(registry, http, server):
     with grpcpy.prometheus.Metrics(registry=registry, buckets=buckets):
         with traffic.serving(server, more_handlers=[Slow(0.3)]) as served:
             assert traffic.call_methods("grpcpy-sync", served.target, ["/slow.S/M"] * 2) == ["OK", "OK"]
-            samples = scrape_when(http.port, "server", 2)
+            scrape_when(http.port, "server", 2)
+            samples = scrape_when(http.port, "client", 2)
     for side in ("server", "client"):
         labels = dict(grpc_type="unary", grpc_service="slow.S", grpc_method="M")
         name = "grpc_%s_handling_seconds_" % side
