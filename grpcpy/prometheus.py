@@ -49,9 +49,12 @@ import bisect
 import itertools
 import threading
 
-import prometheus_client
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
-from prometheus_client.utils import floatToGoString
+try:
+    import prometheus_client
+    from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+    from prometheus_client.utils import floatToGoString
+except ImportError as e:
+    raise ImportError("grpcpy.prometheus needs prometheus-client: pip install grpcpy[prometheus] (%s)" % e) from e
 
 from grpcpy import stats
 from grpcpy._types import StatusCode

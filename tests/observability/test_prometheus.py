@@ -1,6 +1,8 @@
 """grpcpy.prometheus: known traffic between real peers, then a real HTTP
 scrape of /metrics parsed by prometheus_client's own parser; the figures
 per label set must be exactly the traffic's."""
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -318,3 +320,11 @@ def test_split_method_names():
     assert split("/pkg.Svc/Do") == ("pkg.Svc", "Do")
     for bad in ("", "/", "//", "/pkg.Svc", "/pkg.Svc/", "pkg.Svc/Do", "//Do"):
         assert split(bad) == ("unknown", "unknown"), bad
+
+
+def test_without_prometheus_client_the_import_says_what_to_install():
+    code = ("import sys; sys.modules['prometheus_client'] = None\n"
+            "try:\n    import grpcpy.prometheus\nexcept ImportError as e:\n    print(e)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pip install grpcpy[prometheus]" in done.stdout
