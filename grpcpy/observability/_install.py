@@ -8,6 +8,13 @@ class InstallableHook(stats.Hook):
     and `with hook:` does both around a block (channels and servers made
     inside keep it until they close)."""
 
+    @property
+    def hook(self):
+        """What to give as the ``grpcpy.stats_hooks`` option: this object
+        (observability objects that are not hooks themselves have a hook
+        of the same name)."""
+        return self
+
     def register_global(self):
         stats.register_global(self)
         return self
