@@ -172,3 +172,16 @@ def test_opentelemetry_tracing():
         expected += [("", "trace of 'buy %s': 7 spans" % item), ("", "buy %s INTERNAL UNSET" % item)]
         expected += [("  " * depth, "%s %s %s" % (name, kind, status)) for depth, (name, kind) in enumerate(hops, 1)]
     assert [(line[:len(line) - len(line.lstrip())], " ".join(line.split())) for line in lines] == expected
+
+
+def test_prometheus_metrics():
+    labels = 'grpc_method="Say",grpc_service="demo.Echo",grpc_type="unary"'
+    lines = []
+    for side, sent, received in (("server", 3, 4), ("client", 4, 3)):
+        lines += ["grpc_%s_started_total{%s} 4.0" % (side, labels),
+                  'grpc_%s_handled_total{grpc_code="OK",%s} 3.0' % (side, labels),
+                  'grpc_%s_handled_total{grpc_code="InvalidArgument",%s} 1.0' % (side, labels),
+                  "grpc_%s_msg_received_total{%s} %d.0" % (side, labels, received),
+                  "grpc_%s_msg_sent_total{%s} %d.0" % (side, labels, sent),
+                  "grpc_%s_handling_seconds_count{%s} 4.0" % (side, labels)]
+    assert _run("prometheus_metrics.py") == lines
