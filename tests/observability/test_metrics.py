@@ -1,0 +1,465 @@
+"""grpcpy.observability.OpenTelemetryPlugin against the real OpenTelemetry
+SDK (MeterProvider + InMemoryMetricReader): after known traffic
+(metrics_service.traffic()), every instrument's points, attributes and
+bucket counts are exactly what gRFC A66 (and A96 for retries) says, on
+both facades and with grpcio as the peer; then the filters, the global
+registration, and a comparison with grpcio-observability itself.
+"""
+import asyncio
+import bisect
+import collections
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent import futures
+
+import grpc
+import grpc.aio
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+import grpcpy
+import grpcpy.aio
+from grpcpy import stats
+from grpcpy.observability import OpenTelemetryPlugin
+
+from . import metrics_service as svc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+A66_LATENCY, A66_SIZE, A96_RETRIES, A96_TRANSPARENT = (svc.A66_LATENCY, svc.A66_SIZE, svc.A96_RETRIES,
+                                                     svc.A96_TRANSPARENT)
+
+# A66's instruments: name -> (unit, kind); kind "counter" or the buckets
+CLIENT_INSTRUMENTS = {
+    "grpc.client.attempt.started": ("{attempt}", "counter"),
+    "grpc.client.attempt.duration": ("s", A66_LATENCY),
+    "grpc.client.attempt.sent_total_compressed_message_size": ("By", A66_SIZE),
+    "grpc.client.attempt.rcvd_total_compressed_message_size": ("By", A66_SIZE),
+    "grpc.client.call.duration": ("s", A66_LATENCY),
+    "grpc.client.call.retries": ("{retry}", A96_RETRIES),
+    "grpc.client.call.transparent_retries": ("{transparent_retry}", A96_TRANSPARENT),
+    "grpc.client.call.hedges": ("{hedge}", A96_RETRIES),
+    "grpc.client.call.retry_delay": ("s", A66_LATENCY),
+}
+SERVER_INSTRUMENTS = {
+    "grpc.server.call.started": ("{call}", "counter"),
+    "grpc.server.call.duration": ("s", A66_LATENCY),
+    "grpc.server.call.sent_total_compressed_message_size": ("By", A66_SIZE),
+    "grpc.server.call.rcvd_total_compressed_message_size": ("By", A66_SIZE),
+}
+RETRY_METRICS = ["grpc.client.call.retries", "grpc.client.call.transparent_retries", "grpc.client.call.hedges",
+                 "grpc.client.call.retry_delay"]
+TIMINGS = {"grpc.client.attempt.duration", "grpc.client.call.duration", "grpc.server.call.duration",
+           "grpc.client.call.retry_delay"}
+
+
+def new_plugin(**kwargs):
+    reader = InMemoryMetricReader()
+    plugin = OpenTelemetryPlugin(meter_provider=MeterProvider(metric_readers=[reader]), **kwargs)
+    return plugin, reader
+
+
+# -- what the traffic must give ---------------------------------------------------
+
+def _method(name, generic_ok=lambda method: False):
+    return name if name != svc.MISSING or generic_ok(name) else "other"
+
+
+def _bucket_counts(bounds, values):
+    """OpenTelemetry's explicit buckets: value v counts in the first
+    bucket whose upper bound is >= v; the last bucket is the overflow."""
+    counts = [0] * (len(bounds) + 1)
+    for value in values:
+        counts[bisect.bisect_left(bounds, value)] += 1
+    return counts
+
+
+class Expected:
+    """Points expected: (name, attributes) -> counter value or the list of
+    recorded values (histograms)."""
+
+    def __init__(self):
+        self.points = collections.defaultdict(list)
+
+    def add(self, name, attributes, value):
+        self.points[(name, frozenset(attributes.items()))].append(value)
+
+
+def expected_client(target, method=_method, retry_metrics=True):
+    exp = Expected()
+    for call in svc.traffic():
+        base = {"grpc.method": method(call[0].method), "grpc.target": target}
+        for attempt in call:
+            attrs = dict(base, **{"grpc.status": attempt.status})
+            exp.add("grpc.client.attempt.started", base, 1)
+            exp.add("grpc.client.attempt.duration", attrs, None)
+            exp.add("grpc.client.attempt.sent_total_compressed_message_size", attrs, attempt.sent)
+            exp.add("grpc.client.attempt.rcvd_total_compressed_message_size", attrs, attempt.received)
+        exp.add("grpc.client.call.duration", dict(base, **{"grpc.status": call[-1].status}), None)
+        if retry_metrics and len(call) > 1:      # A96: no 0 recorded; every attempt here is a retry
+            exp.add("grpc.client.call.retries", base, len(call) - 1)
+            exp.add("grpc.client.call.retry_delay", base, None)
+    return exp
+
+
+def expected_server(method=_method):
+    exp = Expected()
+    for call in svc.traffic():
+        for attempt in call:        # every attempt is a call on the server
+            base = {"grpc.method": method(attempt.method)}
+            attrs = dict(base, **{"grpc.status": attempt.status})
+            exp.add("grpc.server.call.started", base, 1)
+            exp.add("grpc.server.call.duration", attrs, None)
+            exp.add("grpc.server.call.rcvd_total_compressed_message_size", attrs, attempt.sent)
+            exp.add("grpc.server.call.sent_total_compressed_message_size", attrs, attempt.received)
+    return exp
+
+
+def check(reader, expected, instruments):
+    """The reader holds exactly the expected points: counters' values;
+    histograms' counts, and for sizes and retry counts their sums and
+    bucket counts (timings: their count, and a positive sum); every
+    instrument with its unit and A66/A96 buckets."""
+    got = {(p["name"], frozenset(p["attributes"].items())): p for p in svc.points(reader)}
+    assert sorted(got) == sorted(expected.points), _diff(got, expected.points)
+    for key, values in expected.points.items():
+        point, (name, _) = got[key], key
+        unit, kind = instruments[name]
+        assert point["unit"] == unit, (name, point["unit"])
+        assert point["scope"] == "grpcpy"
+        if kind == "counter":
+            assert point["value"] == sum(values), (key, point)
+            continue
+        assert point["bounds"] == kind, name
+        assert point["count"] == len(values), (key, point)
+        if name in TIMINGS:
+            assert point["sum"] >= 0 and (name == "grpc.client.call.retry_delay" or point["sum"] > 0), point
+        else:
+            assert point["sum"] == sum(values), (key, point)
+            assert point["buckets"] == _bucket_counts(kind, values), (key, point)
+
+
+def _diff(got, expected):
+    return {"missing": sorted(set(expected) - set(got)), "unexpected": sorted(set(got) - set(expected))}
+
+
+def wait_for_calls(reader, name, count, timeout=30.0):
+    """Wait until histogram `name` holds `count` records: a call's figures
+    are recorded when it ends, which on a server can come just after the
+    client got its answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        total = sum(p["count"] for p in svc.points(reader) if p["name"] == name)
+        if total >= count or time.monotonic() > deadline:
+            return total
+        time.sleep(0.02)
+
+
+N_CALLS = len(svc.traffic())
+N_ATTEMPTS = sum(len(call) for call in svc.traffic())
+
+
+# -- servers and clients of each kind -----------------------------------------------
+
+class AioThread:
+    """An event loop in a thread of its own (for asyncio servers while the
+    test's thread runs a client)."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout=60):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class Server:
+    """A running server of `kind` (grpcpy, grpcpy.aio, grpcio) with the
+    test service; `hooks` goes into its grpcpy.stats_hooks option."""
+
+    def __init__(self, kind, hooks=None):
+        self.kind = kind
+        options = [(stats.OPTION, hooks)] if hooks is not None else []
+        self._aio = None
+        if kind == "grpcpy.aio":
+            self._aio = AioThread()
+
+            async def start():
+                server = grpcpy.aio.server(options=options)
+                svc.AioService(grpcpy).add_to(server)
+                port = server.add_insecure_port("127.0.0.1:0")
+                await server.start()
+                return server, port
+            self._server, self.port = self._aio.run(start())
+            return
+        module = grpcpy if kind == "grpcpy" else grpc
+        self._server = module.server(futures.ThreadPoolExecutor(4), options=options)
+        svc.Service(module).add_to(self._server)
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+
+    @property
+    def target(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stop(self):
+        if self._aio is not None:
+            self._aio.run(self._server.stop(None))
+            self._aio.close()
+        else:
+            self._server.stop(None)
+
+
+def run_client(kind, target, hooks=None, key="k"):
+    """The traffic from a client of `kind` (grpcpy, grpcpy.aio, grpcio)."""
+    options = svc.channel_options() + ([(stats.OPTION, hooks)] if hooks is not None else [])
+    if kind == "grpcpy.aio":
+        async def main():
+            async with grpcpy.aio.insecure_channel(target, options=options) as channel:
+                await svc.run_aio(grpcpy.aio, grpcpy.StatusCode, channel, key)
+        asyncio.run(main())
+        return
+    module = grpcpy if kind == "grpcpy" else grpc
+    with module.insecure_channel(target, options=options) as channel:
+        svc.run_sync(module, channel, key)
+
+
+PAIRS = [("grpcpy", "grpcpy"), ("grpcpy.aio", "grpcpy.aio"), ("grpcpy", "grpcio"), ("grpcpy.aio", "grpcio"),
+         ("grpcio", "grpcpy"), ("grpcio", "grpcpy.aio")]
+
+
+@pytest.mark.parametrize("client,server", PAIRS, ids=["%s->%s" % pair for pair in PAIRS])
+def test_every_instrument_after_known_traffic(client, server):
+    """Client and server each have a plugin of their own (installed with
+    the grpcpy.stats_hooks option, A96's metrics on): after the traffic,
+    each reader holds exactly the points A66/A96 define for it."""
+    client_plugin, client_reader = new_plugin(enable_metrics=RETRY_METRICS)
+    server_plugin, server_reader = new_plugin()
+    running = Server(server, hooks=server_plugin if server != "grpcio" else None)
+    try:
+        run_client(client, running.target, hooks=client_plugin if client != "grpcio" else None)
+        if server != "grpcio":
+            wait_for_calls(server_reader, "grpc.server.call.duration", N_ATTEMPTS)
+        if client != "grpcio":
+            wait_for_calls(client_reader, "grpc.client.call.duration", N_CALLS)
+    finally:
+        running.stop()
+    if client != "grpcio":
+        check(client_reader, expected_client("dns:///" + running.target), CLIENT_INSTRUMENTS)
+    else:
+        assert svc.points(client_reader) == []
+    if server != "grpcio":
+        check(server_reader, expected_server(), SERVER_INSTRUMENTS)
+    else:
+        assert svc.points(server_reader) == []
+
+
+def test_retry_metrics_are_off_by_default():
+    """A96: its metrics are experimental, so off unless enabled; A66's are
+    all there."""
+    plugin, reader = new_plugin()
+    running = Server("grpcpy", hooks=plugin)
+    try:
+        run_client("grpcpy", running.target, hooks=plugin)
+        wait_for_calls(reader, "grpc.server.call.duration", N_ATTEMPTS)
+        wait_for_calls(reader, "grpc.client.call.duration", N_CALLS)
+    finally:
+        running.stop()
+    expected = expected_client("dns:///" + running.target, retry_metrics=False)
+    expected.points.update(expected_server().points)
+    check(reader, expected, dict(CLIENT_INSTRUMENTS, **SERVER_INSTRUMENTS))
+
+
+def test_filters():
+    """target_attribute_filter False: the target is "other" (it was asked
+    once, with the canonical target); generic_method_attribute_filter True:
+    an unregistered method is recorded by name (it was asked with
+    "pkg.Service/Method"), on the client and on the server; registered
+    methods are never asked about."""
+    asked_targets, asked_methods = [], []
+
+    def target_filter(target):
+        asked_targets.append(target)
+        return False
+
+    def method_filter(method):
+        asked_methods.append(method)
+        return True
+
+    client_plugin, client_reader = new_plugin(target_attribute_filter=target_filter,
+                                              generic_method_attribute_filter=method_filter)
+    server_plugin, server_reader = new_plugin(generic_method_attribute_filter=method_filter)
+    running = Server("grpcpy", hooks=server_plugin)
+    try:
+        run_client("grpcpy", running.target, hooks=client_plugin)
+        wait_for_calls(server_reader, "grpc.server.call.duration", N_ATTEMPTS)
+        wait_for_calls(client_reader, "grpc.client.call.duration", N_CALLS)
+    finally:
+        running.stop()
+    assert asked_targets == ["dns:///" + running.target]
+    assert asked_methods == [svc.MISSING, svc.MISSING]       # client's call, then server's
+    by_name = lambda name: name           # noqa: E731  every method recorded by its name
+    check(client_reader, expected_client("other", method=by_name, retry_metrics=False), CLIENT_INSTRUMENTS)
+    check(server_reader, expected_server(method=by_name), SERVER_INSTRUMENTS)
+
+
+def test_register_global_and_context_manager():
+    """`with plugin:` installs it on channels and servers made inside; a
+    channel made after it left records nothing (the server made inside
+    still does, as grpcpy.stats says)."""
+    plugin, reader = new_plugin()
+    with plugin as entered:
+        assert entered is plugin
+        assert plugin in stats.global_hooks()
+        with pytest.raises(RuntimeError):
+            plugin.register_global()
+        running = Server("grpcpy")
+        run_client("grpcpy", running.target, key="inside")
+    assert plugin not in stats.global_hooks()
+    with pytest.raises(RuntimeError):
+        plugin.deregister_global()
+    try:
+        run_client("grpcpy", running.target, key="after")
+        wait_for_calls(reader, "grpc.server.call.duration", 2 * N_ATTEMPTS)
+        wait_for_calls(reader, "grpc.client.call.duration", N_CALLS)
+    finally:
+        running.stop()
+    expected = expected_client("dns:///" + running.target, retry_metrics=False)
+    for _ in range(2):          # the server saw both runs
+        for key, values in expected_server().points.items():
+            expected.points[key].extend(values)
+    check(reader, expected, dict(CLIENT_INSTRUMENTS, **SERVER_INSTRUMENTS))
+
+    plugin.register_global()        # again, by the methods
+    try:
+        assert plugin in stats.global_hooks()
+    finally:
+        plugin.deregister_global()
+    assert plugin not in stats.global_hooks()
+
+
+def test_no_meter_provider_records_nothing():
+    """A66: no MeterProvider, no metrics (and no fallback on
+    OpenTelemetry's global one); calls go on as usual."""
+    plugin = OpenTelemetryPlugin()
+    assert plugin.meter_provider is None
+    running = Server("grpcpy", hooks=plugin)
+    try:
+        run_client("grpcpy", running.target, hooks=plugin)
+    finally:
+        running.stop()
+    info = stats.CallInfo("/" + svc.UNARY, True, "t", "t", None, (), None, 0.0, False, "unary")
+    assert plugin.client_call(info) is None and plugin.server_call(info) is None
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError):
+        OpenTelemetryPlugin(target_attribute_filter="yes")
+    with pytest.raises(TypeError):
+        OpenTelemetryPlugin(generic_method_attribute_filter=1)
+    with pytest.raises(ValueError, match="grpc.client.call.retry"):
+        OpenTelemetryPlugin(enable_metrics=["grpc.client.call.retry"])
+    with pytest.raises(TypeError):
+        OpenTelemetryPlugin(None)       # keyword-only, as grpcio-observability's
+
+
+def test_several_plugins_each_with_its_provider():
+    """A66: several plugins can be installed at once, each recording to
+    its own MeterProvider."""
+    first, first_reader = new_plugin()
+    second, second_reader = new_plugin()
+    running = Server("grpcpy", hooks=[first, second])
+    try:
+        run_client("grpcpy", running.target)
+        for reader in (first_reader, second_reader):
+            wait_for_calls(reader, "grpc.server.call.duration", N_ATTEMPTS)
+    finally:
+        running.stop()
+    check(first_reader, expected_server(), SERVER_INSTRUMENTS)
+    check(second_reader, expected_server(), SERVER_INSTRUMENTS)
+
+
+# -- grpcio-observability as the reference ---------------------------------------------
+
+def _reference_python():
+    """An interpreter with grpcio-observability: GRPCPY_OBSERVABILITY_PYTHON,
+    or this one if it has it. grpcio-observability pins grpcio to its own
+    version, so it is not part of the test extra."""
+    candidates = [os.environ.get("GRPCPY_OBSERVABILITY_PYTHON"), sys.executable]
+    for python in filter(None, candidates):
+        found = subprocess.run([python, "-c", "import grpc_observability"], capture_output=True)
+        if found.returncode == 0:
+            return python
+    return None
+
+
+def _comparable(points, target):
+    """What grpcio-observability and grpcpy must agree on: names, units,
+    attributes (the target in A66's canonical form), counter values,
+    histogram counts, and for sizes sums and bucket counts."""
+    out = {}
+    for p in points:
+        attrs = dict(p["attributes"])
+        if attrs.get("grpc.target") == target:
+            attrs["grpc.target"] = "dns:///" + target
+        key = (p["name"], p["unit"], tuple(sorted(attrs.items())))
+        if "value" in p:
+            out[key] = p["value"]
+        elif p["name"] in TIMINGS:
+            out[key] = (p["count"], p["bounds"])
+        else:
+            out[key] = (p["count"], p["sum"], p["bounds"], p["buckets"])
+    return out
+
+
+def test_same_figures_as_grpcio_observability():
+    """The same traffic, grpcio client and server with grpcio-observability
+    registered globally, against grpcpy's with this plugin registered
+    globally: the same instruments, attributes and bucket counts (both
+    providers get a View with A66's buckets, which grpcio-observability
+    does not ask for itself). Differences by design: grpcpy records
+    grpc.client.call.duration (A66 defines it; grpcio-observability leaves
+    it out) and the target in A66's canonical form (grpcio-observability
+    records it as given)."""
+    python = _reference_python()
+    if python is None:
+        pytest.skip("grpcio-observability is not installed (set GRPCPY_OBSERVABILITY_PYTHON to an "
+                    "interpreter that has it)")
+    done = subprocess.run([python, os.path.join(HERE, "grpcio_reference.py")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    reference = json.loads(done.stdout)
+
+    reader = InMemoryMetricReader()
+    plugin = OpenTelemetryPlugin(meter_provider=MeterProvider(metric_readers=[reader]))
+    with plugin:
+        running = Server("grpcpy")
+        try:
+            run_client("grpcpy", running.target)
+            wait_for_calls(reader, "grpc.server.call.duration", N_ATTEMPTS)
+            wait_for_calls(reader, "grpc.client.call.duration", N_CALLS)
+        finally:
+            running.stop()
+    ours = _comparable([p for p in svc.points(reader) if p["name"] != "grpc.client.call.duration"],
+                       running.target)
+    theirs = _comparable(reference["points"], reference["target"])
+    # the targets differ by port only: compare with the port taken out
+    ours = {_no_port(k, running.target): v for k, v in ours.items()}
+    theirs = {_no_port(k, reference["target"]): v for k, v in theirs.items()}
+    assert ours == theirs
+
+
+def _no_port(key, target):
+    name, unit, attrs = key
+    return name, unit, tuple((k, v.replace(target, "TARGET")) for k, v in attrs)
