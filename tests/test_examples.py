@@ -137,3 +137,19 @@ def test_outlier_detection():
     assert _run("outlier_detection.py") == ["first calls served by: a b c - some failed: True",
                                             "after the ejection, 30 calls served by: a c",
                                             "after the ejection time, b is called again: True"]
+
+
+def test_opentelemetry_metrics():
+    lines = [" ".join(line.split()) for line in _run("opentelemetry_metrics.py")]
+    assert lines == [
+        "call failed: INVALID_ARGUMENT",
+        "grpc.client.attempt.duration INVALID_ARGUMENT=1 OK=3",
+        "grpc.client.attempt.rcvd_total_compressed_message_size INVALID_ARGUMENT=1 OK=3 (38 bytes)",
+        "grpc.client.attempt.sent_total_compressed_message_size INVALID_ARGUMENT=1 OK=3 (11 bytes)",
+        "grpc.client.attempt.started started=4",
+        "grpc.client.call.duration INVALID_ARGUMENT=1 OK=3",
+        "grpc.server.call.duration INVALID_ARGUMENT=1 OK=3",
+        "grpc.server.call.rcvd_total_compressed_message_size INVALID_ARGUMENT=1 OK=3 (11 bytes)",
+        "grpc.server.call.sent_total_compressed_message_size INVALID_ARGUMENT=1 OK=3 (38 bytes)",
+        "grpc.server.call.started started=4",
+    ]

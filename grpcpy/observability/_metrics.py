@@ -245,9 +245,17 @@ class OpenTelemetryPlugin(stats.Hook):
     Filters should be quick and give the same answer for the same name:
     their answers are kept. Several plugins can be installed at once (each
     with its own MeterProvider).
+
+    Where grpcio-observability differs, A66 is followed: the target is
+    recorded canonical (it records it as given), grpc.client.call.duration
+    is recorded (it leaves it out), and histograms advise A66's buckets (it
+    leaves the SDK's defaults). Registering one plugin twice is an error;
+    other plugins may be registered beside it (grpcio-observability allows
+    one at a time).
     """
 
     messages = False
+    RETRY_METRICS = RETRY_METRICS
 
     def __init__(self, *, plugin_options=None, meter_provider=None, target_attribute_filter=None,
                  generic_method_attribute_filter=None, enable_metrics=()):

@@ -390,6 +390,72 @@ def test_several_plugins_each_with_its_provider():
     check(second_reader, expected_server(), SERVER_INSTRUMENTS)
 
 
+# -- A96 for hedges and transparent retries -----------------------------------------
+
+def _client_points(plugin_reader, name):
+    return {tuple(sorted(p["attributes"].items())): p for p in svc.points(plugin_reader) if p["name"] == name}
+
+
+def test_hedged_call():
+    """A hedging policy (2 attempts, 50 ms apart); the server holds the
+    first attempt until it is cancelled, the hedge answers: A96 records 1
+    hedge and the delay, no retry; A66 sees two attempts, the first
+    CANCELLED. (The server is tests/retry's scripted one.)"""
+    from tests.retry.clients import service_config
+    from tests.retry.service import UNARY, RunningServer, script
+    plugin, reader = new_plugin(enable_metrics=RETRY_METRICS)
+    server = RunningServer("grpcio")
+    config = service_config(hedging={"maxAttempts": 2, "hedgingDelay": "0.05s", "nonFatalStatusCodes": []})
+    try:
+        options = [("grpc.service_config", config), (stats.OPTION, plugin)]
+        with grpcpy.insecure_channel(server.target, options=options) as channel:
+            call = channel.unary_unary(UNARY, _registered_method=True)
+            assert call(b"h", timeout=30, metadata=(("x-key", "hedge"), ("x-script", script(hold=1)))) == b"ok:h"
+            wait_for_calls(reader, "grpc.client.call.duration", 1)
+    finally:
+        server.stop()
+    base = (("grpc.method", UNARY[1:]), ("grpc.target", "dns:///" + server.target))
+    assert {k: p["value"] for k, p in _client_points(reader, "grpc.client.attempt.started").items()} == {base: 2}
+    durations = _client_points(reader, "grpc.client.attempt.duration")
+    assert {k: p["count"] for k, p in durations.items()} == {
+        base + (("grpc.status", "CANCELLED"),): 1, base + (("grpc.status", "OK"),): 1}
+    hedges = _client_points(reader, "grpc.client.call.hedges")
+    assert list(hedges) == [base] and (hedges[base]["count"], hedges[base]["sum"]) == (1, 1)
+    assert hedges[base]["bounds"] == A96_RETRIES
+    delay = _client_points(reader, "grpc.client.call.retry_delay")
+    assert list(delay) == [base] and delay[base]["count"] == 1 and delay[base]["bounds"] == A66_LATENCY
+    assert _client_points(reader, "grpc.client.call.retries") == {}
+    assert _client_points(reader, "grpc.client.call.transparent_retries") == {}
+
+
+def test_transparent_retry():
+    """A server that refuses the first stream of a connection
+    (REFUSED_STREAM, tests/retry's h2 peer): the channel sends the call
+    again by itself. A96 records 1 transparent retry, and no retry and no
+    retry delay (as grpc-core's plugin: the delay is that of retries and
+    hedges)."""
+    from tests.retry.h2server import RefusingServer
+    from tests.retry.service import UNARY
+    plugin, reader = new_plugin(enable_metrics=RETRY_METRICS)
+    server = RefusingServer("refuse")
+    try:
+        with grpcpy.insecure_channel(server.target, options=[(stats.OPTION, plugin)]) as channel:
+            assert channel.unary_unary(UNARY, _registered_method=True)(b"t", timeout=30) == b"ok:t"
+            wait_for_calls(reader, "grpc.client.call.duration", 1)
+    finally:
+        server.close()
+    base = (("grpc.method", UNARY[1:]), ("grpc.target", "dns:///" + server.target))
+    assert {k: p["value"] for k, p in _client_points(reader, "grpc.client.attempt.started").items()} == {base: 2}
+    transparent = _client_points(reader, "grpc.client.call.transparent_retries")
+    assert list(transparent) == [base] and (transparent[base]["count"], transparent[base]["sum"]) == (1, 1)
+    assert transparent[base]["bounds"] == A96_TRANSPARENT
+    assert _client_points(reader, "grpc.client.call.retries") == {}
+    assert _client_points(reader, "grpc.client.call.hedges") == {}
+    assert _client_points(reader, "grpc.client.call.retry_delay") == {}
+    calls = _client_points(reader, "grpc.client.call.duration")
+    assert {k: p["count"] for k, p in calls.items()} == {base + (("grpc.status", "OK"),): 1}
+
+
 # -- grpcio-observability as the reference ---------------------------------------------
 
 def _reference_python():
