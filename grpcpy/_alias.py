@@ -8,10 +8,33 @@ import grpcpy
 
 class _GrpcModule(types.ModuleType):
     """`grpc`: every public name of grpcpy, with a grpcio-compatible
-    __version__ (see grpcpy.GRPCIO_COMPAT_VERSION)."""
+    __version__ (see grpcpy.GRPCIO_COMPAT_VERSION).
+
+    The alias is a view of grpcpy, for writing too: assigning or deleting a
+    name (other than a dunder or a submodule the alias holds itself) does so
+    on grpcpy. Instrumentation packages wrap grpcio's entry points in place
+    (opentelemetry-instrumentation-grpc replaces grpc.insecure_channel,
+    grpc.secure_channel and grpc.server); through the alias they wrap
+    grpcpy's, so a program that calls grpcpy.insecure_channel directly is
+    instrumented as well as one that calls grpc.insecure_channel, as
+    grpc.aio already is grpcpy.aio."""
+
+    _OWN = frozenset(("aio", "experimental", "_utilities"))
 
     def __getattr__(self, name):
         return getattr(grpcpy, name)
+
+    def __setattr__(self, name, value):
+        if name in self._OWN or name.startswith("__"):
+            types.ModuleType.__setattr__(self, name, value)
+        else:
+            setattr(grpcpy, name, value)
+
+    def __delattr__(self, name):
+        if name in self._OWN or name.startswith("__"):
+            types.ModuleType.__delattr__(self, name)
+        else:
+            delattr(grpcpy, name)
 
     def __dir__(self):
         return sorted(set(dir(grpcpy)) | set(self.__dict__))

@@ -55,6 +55,10 @@ class _Options:
         if compression is None and algorithm is not None:
             compression = algorithm
         self.compression = _types.compression_name(compression)
+        # grpcpy.stats: the global hooks and the option's, fixed when the
+        # channel or server is made (a TypeError names a bad one)
+        from grpcpy.stats import OPTION, hooks_for
+        self.stats_hooks = hooks_for(opts.get(OPTION))
 
     _default_keepalive_time = math.inf
 

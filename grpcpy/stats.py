@@ -96,20 +96,38 @@ class CallInfo:
                 a method it has no handler for
     """
 
-    __slots__ = ("method", "registered", "target", "authority", "peer", "metadata", "deadline", "start",
-                 "server", "kind")
+    __slots__ = ("method", "registered", "target", "_authority", "peer", "_metadata", "deadline", "start",
+                 "server", "kind", "_core_call")
 
-    def __init__(self, method, registered, target, authority, peer, metadata, deadline, start, server, kind):
+    def __init__(self, method, registered, target, authority, peer, metadata, deadline, start, server, kind,
+                 core_call=None):
         self.kind = kind
         self.method = method
         self.registered = registered
         self.target = target
-        self.authority = authority
+        self._authority = authority
         self.peer = peer
-        self.metadata = metadata
+        self._metadata = metadata
         self.deadline = deadline
         self.start = start
         self.server = server
+        # a server call's metadata and authority are decoded only when a
+        # hook asks for them (most count calls and never look)
+        self._core_call = core_call
+
+    @property
+    def metadata(self):
+        core_call = self._core_call
+        if core_call is not None and self._metadata is None:
+            self._metadata = core_call.metadata
+        return self._metadata
+
+    @property
+    def authority(self):
+        authority = self._authority
+        if authority is None and self._core_call is not None:
+            authority = self._authority = self._core_call.authority.decode("latin-1")
+        return authority
 
     def __repr__(self):
         return "<CallInfo %s %s%s>" % ("server" if self.server else "client", self.method,
@@ -146,7 +164,12 @@ class CallTotals(AttemptTotals):
 
     def __init__(self, duration, sent_messages, sent_bytes, received_messages, received_bytes, peer,
                  attempts=1, retries=0, transparent_retries=0, hedges=0, retry_delay=0.0):
-        AttemptTotals.__init__(self, duration, sent_messages, sent_bytes, received_messages, received_bytes, peer)
+        self.duration = duration
+        self.sent_messages = sent_messages
+        self.sent_bytes = sent_bytes
+        self.received_messages = received_messages
+        self.received_bytes = received_bytes
+        self.peer = peer
         self.attempts = attempts
         self.retries = retries
         self.transparent_retries = transparent_retries
@@ -257,7 +280,14 @@ def hooks_for(option_value):
     of its ``grpcpy.stats_hooks`` option (None: none)."""
     hooks = _global
     if option_value is not None:
-        extra = (option_value,) if isinstance(option_value, Hook) else tuple(option_value)
+        if isinstance(option_value, Hook):
+            extra = (option_value,)
+        else:
+            try:
+                extra = tuple(option_value)
+            except TypeError:
+                raise TypeError("%s: a grpcpy.stats.Hook or a sequence of them is expected, got %r"
+                                % (OPTION, option_value)) from None
         for hook in extra:
             if not isinstance(hook, Hook):
                 raise TypeError("%s: a grpcpy.stats.Hook is expected, got %r" % (OPTION, hook))

@@ -6,6 +6,12 @@ per-call path of grpcpy.aio (bench.py's end-to-end figures add the kernel's
 loopback cost, which dwarfs and blurs it on a small machine).
 
     python perf/facade_bench.py [--calls N] [--rounds R] [--asyncio] [--profile]
+                                [--stats declines|noop|otel|prometheus]
+
+--stats installs grpcpy.stats hooks on the channel and the server: `noop`
+hooks that want every call and do nothing (the wiring's own cost), or the
+OpenTelemetry metrics plugin (with an SDK MeterProvider and an in-memory
+reader) or the Prometheus metrics (perf/observe.py builds them).
 
 Bytes written on one side reach the other side's data_received on the next
 loop iteration, as they would from a socket the loop polls.
@@ -18,6 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 class MemoryTransport(asyncio.Transport):
@@ -73,9 +80,11 @@ class MemoryTransport(asyncio.Transport):
         pass
 
 
-async def run(calls, rounds, profile, lb_policy=None):
+async def run(calls, rounds, profile, lb_policy=None, stats=None):
     import grpcpy
     import grpcpy.aio as aio
+    from observe import stats_options
+    hooks = stats_options(stats)
 
     loop = asyncio.get_running_loop()
 
@@ -84,7 +93,7 @@ async def run(calls, rounds, profile, lb_policy=None):
 
     handler = grpcpy.method_handlers_generic_handler(
         "bench.Bench", {"Unary": grpcpy.unary_unary_rpc_method_handler(unary)})
-    server = aio.server()
+    server = aio.server(options=hooks)
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port("127.0.0.1:0")   # a real port, never connected to
     await server.start()
@@ -100,7 +109,8 @@ async def run(calls, rounds, profile, lb_policy=None):
         return ct, client
 
     loop.create_connection = create_connection
-    options = [("grpc.lb_policy_name", lb_policy)] if lb_policy else None
+    options = [("grpc.lb_policy_name", lb_policy)] if lb_policy else []
+    options += hooks
     channel = aio.insecure_channel("127.0.0.1:50051", options)
     call = channel.unary_unary("/bench.Bench/Unary")
     msg = b"0123456789abcdef"
@@ -133,9 +143,11 @@ def main():
     parser.add_argument("--asyncio", action="store_true", help="plain asyncio instead of uvloop")
     parser.add_argument("--profile", action="store_true", help="cProfile the timed calls")
     parser.add_argument("--lb-policy", help="the channel's grpc.lb_policy_name (default: pick_first)")
+    parser.add_argument("--stats", choices=["declines", "noop", "otel", "prometheus"], help="grpcpy.stats hooks to install")
     args = parser.parse_args()
     import grpcpy.aio
-    results = grpcpy.aio.run(run(args.calls, args.rounds, args.profile, args.lb_policy), use_uvloop=not args.asyncio)
+    results = grpcpy.aio.run(run(args.calls, args.rounds, args.profile, args.lb_policy, args.stats),
+                             use_uvloop=not args.asyncio)
     wall = statistics.median(r[0] for r in results) * 1e6
     cpu = statistics.median(r[1] for r in results) * 1e6
     spread = "%.1f-%.1f" % (min(r[0] for r in results) * 1e6, max(r[0] for r in results) * 1e6)

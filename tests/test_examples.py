@@ -139,6 +139,18 @@ def test_outlier_detection():
                                             "after the ejection time, b is called again: True"]
 
 
+def test_opentelemetry_instrumentation():
+    assert _run("opentelemetry_instrumentation.py") == [
+        "sync: b'hello world' INVALID_ARGUMENT",
+        "aio: b'hello async world'",
+        "CLIENT /demo.Greeter/Hello status=UNSET rpc.grpc.status_code=0",
+        "SERVER /demo.Greeter/Hello status=UNSET rpc.grpc.status_code=0",
+        "CLIENT /demo.Greeter/Hello status=ERROR rpc.grpc.status_code=3",
+        "SERVER /demo.Greeter/Hello status=UNSET rpc.grpc.status_code=3",
+        "CLIENT /demo.AioGreeter/Hello status=UNSET rpc.grpc.status_code=0",
+        "SERVER /demo.AioGreeter/Hello status=UNSET rpc.grpc.status_code=0"]
+
+
 def test_opentelemetry_metrics():
     lines = [" ".join(line.split()) for line in _run("opentelemetry_metrics.py")]
     assert lines == [

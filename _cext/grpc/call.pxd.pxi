@@ -39,6 +39,12 @@ cdef class _Call:
     cdef bint _single_out                      # server: unary response (send_message checks)
     cdef int64_t _messages_in                  # messages delivered to the application
     cdef int64_t _messages_out                 # messages sent (counted when _single_out)
+    # the call's own figures (grpcpy.stats reads them when the call ends):
+    # message payload bytes as on the wire (compressed when they were; no
+    # 5-byte prefix), as gRFC A66 counts them
+    cdef readonly int64_t sent_messages
+    cdef readonly int64_t sent_bytes
+    cdef readonly int64_t received_bytes
     cdef bint _armed                           # has an entry in its connection's deadline heap
 
     cdef inline bint done(self)

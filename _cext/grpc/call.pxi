@@ -118,6 +118,11 @@ cdef class _Call:
     def is_done(self):
         return self.state == CS_DONE
 
+    @property
+    def received_messages(self):
+        """Messages received and handed up (grpcpy.stats)."""
+        return self._messages_in
+
 
 # The clock of the channelz figures' times (last call started, last message
 # sent and received): the coarse wall clock, a few nanoseconds to read (no
@@ -257,6 +262,8 @@ cdef class GrpcConnection(H2Connection):
             raise MessageTooLarge(PyBytes_GET_SIZE(data), self.max_send_message_length)
         self.messages_sent += 1
         self.last_message_sent_ns = grpcpy_wall_ns()
+        call.sent_messages += 1
+        call.sent_bytes += PyBytes_GET_SIZE(data)
         if PyBytes_GET_SIZE(data) >= SPLIT_MESSAGE_SIZE:
             return (message_prefix(PyBytes_GET_SIZE(data), compressed), data)
         return encode_message(data, compressed)
@@ -286,7 +293,12 @@ cdef class GrpcConnection(H2Connection):
                 call._messages_in += 1
                 self.messages_received += 1
                 self.last_message_received_ns = grpcpy_wall_ns()
+                call.received_bytes += PyBytes_GET_SIZE(payload)
+                ev = _cevent(CE_MESSAGE, call._who())
                 if flag:
+                    # CE_MESSAGE's code: the size the message had on the
+                    # wire when it came compressed (0: it did not)
+                    ev.code = <int>min(PyBytes_GET_SIZE(payload), 0x7fffffff)
                     if call.recv_encoding is None or call.recv_encoding == "identity":
                         self._fail_call(call, SC_INTERNAL,
                                         "compressed message received without a grpc-encoding")
@@ -299,7 +311,6 @@ cdef class GrpcConnection(H2Connection):
                     except Exception as exc:
                         self._fail_call(call, SC_INTERNAL, "could not decompress message: %s" % (exc,))
                         return 0
-                ev = _cevent(CE_MESSAGE, call._who())
                 ev.data = payload
                 ev.value = PyBytes_GET_SIZE(payload) + MESSAGE_PREFIX_SIZE
                 call._queued_unconsumed += ev.value

@@ -125,6 +125,13 @@ class ChannelDriver:
             self._target.authority, self._options.default_authority,
             self._options.ssl_target_name_override, self._tls)
         self._plane = ChannelPlane(self._target, self._options)
+        # grpcpy.stats: the hooks this channel's calls report to, and what
+        # they know of it (gRFC A66's grpc.target is the canonical URI)
+        self._stats_hooks = self._options.stats_hooks
+        self._registered_methods = set()    # methods a generated stub named as registered
+        text = self._target.target
+        scheme = self._target.scheme
+        self._target_text = text if text.startswith(scheme + ":") else "%s:///%s" % (scheme, text)
         # retries (grpcpy._rpc.attempts): on unless grpc.enable_retries is 0; the
         # request bytes a call keeps for a replay until it commits, and all of
         # the channel's calls together (ChannelOptions)

@@ -50,6 +50,7 @@ import random as _random
 
 from grpcpy import _types
 from grpcpy._channel.service_config import HedgingPolicy, RetryPolicy
+from grpcpy._rpc.observe import ObservedAttempt
 
 StatusCode = _types.StatusCode
 _UNAVAILABLE = _types.status_number(StatusCode.UNAVAILABLE)
@@ -79,7 +80,7 @@ class Hedge:
     """The core's user for one hedged attempt: its events go to the call,
     which decides which attempt's events the application sees."""
 
-    __slots__ = ("call", "conn", "core_call", "live", "lb_done")
+    __slots__ = ("call", "conn", "core_call", "live", "lb_done", "stats")
 
     def __init__(self, call):
         self.call = call
@@ -87,12 +88,17 @@ class Hedge:
         self.core_call = None
         self.live = True
         self.lb_done = None     # the balancer's report for this attempt
+        self.stats = None       # its grpcpy._rpc.observe.AttemptRecord, when observed
 
     def _on_initial_metadata(self, metadata):
+        if self.stats is not None:
+            self.stats.headers_in(metadata)
         self.call._hedge_headers(self, metadata)
 
-    def _on_message(self, data, wire):
-        self.call._on_message(data, wire)
+    def _on_message(self, data, wire, compressed):
+        if self.stats is not None and self.stats.messages:
+            self.stats.message_in(data, compressed)
+        self.call._on_message(data, wire, compressed)
 
     def _on_write_ready(self):
         self.call._on_write_ready()
@@ -102,6 +108,8 @@ class Hedge:
         if done is not None:
             self.lb_done = None
             done(code, trailing)
+        if self.stats is not None:
+            self.stats.end(code, details, trailing)
         self.call._hedge_ended(self, code, details, trailing)
 
 
@@ -121,6 +129,7 @@ class CallAttempts:
     _tries = 1                 # attempts of the policy made or scheduled
     _backoff = None            # the next retry's backoff ceiling
     _transparent_used = False
+    _transparent_next = False  # the next attempt is the transparent retry (grpcpy.stats)
     _timer = None              # a pending attempt's timer
     _hedges = None             # the live Hedge objects of a hedging call
     _winner = None
@@ -226,7 +235,7 @@ class CallAttempts:
             return False
         core_call = self._core_call
         if core_call is not None and core_call.unprocessed and not self._transparent_used:
-            self._transparent_used = True
+            self._transparent_used = self._transparent_next = True
             self._last_failure = (code, details, trailing)
             self._schedule(now)
             return True
@@ -290,6 +299,9 @@ class CallAttempts:
                 if self._hedge_failed(number, details, ()):
                     return
             elif self._policy is not None and self._retry_or_not(number, details, ()):
+                if self._stats is not None:
+                    self._stats.attempt_end(number, details, ())
+                    self._stats.waiting()
                 return
         self._finish_local(code, details)
 
@@ -330,12 +342,25 @@ class CallAttempts:
             metadata = tuple(metadata or ()) + ((_PREVIOUS, str(previous)),)
         if self._conn is not None and hedges is None:
             self._attempt_log += ((self._conn, self._core_call),)
+        stats = self._stats
+        record = None
+        if stats is not None:
+            record = stats.claim(conn, self._metadata, self._transparent_next, previous,
+                                 hedges is not None and bool(hedges))
+            self._transparent_next = False
+            if record.metadata:
+                metadata = tuple(metadata or ()) + record.metadata
         if hedges is not None:
             user = Hedge(self)
             user.lb_done, self._lb_done = self._lb_done, None
+            user.stats = record
+        elif record is not None and record.proxy:
+            user = ObservedAttempt(self, record)
         else:
             user = self
         core_call = self._open(conn, metadata, user)
+        if record is not None:
+            record.core_call = core_call
         if hedges is not None:
             user.conn = conn
             user.core_call = core_call
@@ -351,9 +376,14 @@ class CallAttempts:
         core = conn.core
         if request is not None:
             core.send_unary(core_call, request)
+            if record is not None and record.messages:
+                record.message_out(len(request), core_call.sent_bytes)
         else:
             for payload in self._kept or ():
+                before = core_call.sent_bytes
                 core.send_message(core_call, payload)
+                if record is not None and record.messages:
+                    record.message_out(len(payload), core_call.sent_bytes - before)
             if self._half_closed:
                 core.close_send(core_call)
         if hedges is not None and self._tries < self._policy.max_attempts and self._timer is None:

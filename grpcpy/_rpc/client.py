@@ -49,6 +49,7 @@ import logging
 
 from grpcpy import _credentials, _types
 from grpcpy._rpc.attempts import UNSETTLED, CallAttempts
+from grpcpy._rpc.observe import ClientObserver, ObservedAttempt, kind_of
 
 _LOGGER = logging.getLogger("grpcpy.call")
 StatusCode = _types.StatusCode
@@ -97,15 +98,23 @@ class ChannelMethods:
     _unary_unary = _unary_stream = _stream_unary = _stream_stream = None
 
     def unary_unary(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
+        if _registered_method:
+            self._registered_methods.add(method)
         return self._unary_unary(self, method, request_serializer, response_deserializer)
 
     def unary_stream(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
+        if _registered_method:
+            self._registered_methods.add(method)
         return self._unary_stream(self, method, request_serializer, response_deserializer)
 
     def stream_unary(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
+        if _registered_method:
+            self._registered_methods.add(method)
         return self._stream_unary(self, method, request_serializer, response_deserializer)
 
     def stream_stream(self, method, request_serializer=None, response_deserializer=None, _registered_method=False):
+        if _registered_method:
+            self._registered_methods.add(method)
         return self._stream_stream(self, method, request_serializer, response_deserializer)
 
 
@@ -141,6 +150,7 @@ class ClientCall(CallAttempts):
     _response_streaming = True
     _max_receive = -1          # the method config's maxResponseMessageBytes (-1: the channel's)
     _lb_done = None            # the balancer's report for the current attempt (grpcpy._channel.driver)
+    _stats = None              # grpcpy._rpc.observe.ClientObserver when the channel has stats hooks
 
     @property
     def _lb_call(self):
@@ -169,6 +179,9 @@ class ClientCall(CallAttempts):
         if metadata:
             check_metadata(metadata)
         self._metadata = metadata
+        hooks = channel._stats_hooks
+        if hooks:
+            self._stats = ClientObserver.begin(self, hooks, kind_of(request is _NOTHING, self._response_streaming))
         self._credentials = credentials
         if compression is None:
             self._compression = channel._options.compression
@@ -324,6 +337,10 @@ class ClientCall(CallAttempts):
             now = self._now()
             timeout = max(0.0, deadline - now)
         core = conn.core
+        stats = self._stats
+        if stats is not None:
+            self._start_observed(conn, stats, now, timeout)
+            return
         core_call = core.start_call(self._method, now, timeout, self._metadata, self._compression, self,
                                     self._response_streaming)
         if self._max_receive >= 0:
@@ -334,6 +351,28 @@ class ClientCall(CallAttempts):
         if request is not None:
             # (kept: a retry sends it again)
             core.send_unary(core_call, request)
+        conn.after_action()
+
+    def _start_observed(self, conn, stats, now, timeout):
+        """_start_on's first attempt, told to the stats hooks: the attempt
+        may add metadata (trace context) and watch its events."""
+        record = stats.claim(conn, self._metadata, False, 0, False)
+        metadata = self._metadata
+        if record.metadata:
+            metadata = tuple(metadata or ()) + record.metadata
+        core = conn.core
+        core_call = core.start_call(self._method, now, timeout, metadata, self._compression,
+                                    ObservedAttempt(self, record) if record.proxy else self, self._response_streaming)
+        record.core_call = core_call
+        if self._max_receive >= 0:
+            core.set_receive_limit(core_call, self._max_receive)
+        self._conn = conn
+        self._core_call = core_call
+        request = self._request
+        if request is not None:
+            core.send_unary(core_call, request)
+            if record.messages:
+                record.message_out(len(request), core_call.sent_bytes)
         conn.after_action()
 
     def _open(self, conn, metadata, user):
@@ -362,7 +401,7 @@ class ClientCall(CallAttempts):
         self._initial_metadata = metadata
         self._wake_initial()
 
-    def _on_message(self, data, wire):
+    def _on_message(self, data, wire, compressed):
         self._messages.append((data, wire))
         self._wake_message()
 
@@ -376,13 +415,20 @@ class ClientCall(CallAttempts):
         if done is not None:
             self._lb_done = None
             done(code, trailing)
+        stats = self._stats
+        if stats is not None and self._hedges is None:
+            stats.attempt_end(code, details, trailing)
         if self._ended:
             return
         if code and self._initial_metadata is None and not self._committed \
                 and self._retry_or_not(code, details, trailing):
             self._core_call.user = None
+            if stats is not None:
+                stats.waiting()
             return
         self._ended = True
+        if stats is not None:
+            stats.end(code, details if code else "", trailing)
         self._code = _status_from_number(code)
         # an OK status reports no details, whatever grpc-message came with
         # it (grpcio's clients, both APIs)
@@ -451,7 +497,13 @@ class ClientCall(CallAttempts):
             return False        # no attempt yet: the next one sends what was kept
         core = conn.core
         core_call = self._core_call
-        core.send_message(core_call, payload)
+        stats = self._stats
+        if stats is not None and stats.messages:
+            before = core_call.sent_bytes
+            core.send_message(core_call, payload)
+            stats.current.message_out(len(payload), core_call.sent_bytes - before)
+        else:
+            core.send_message(core_call, payload)
         conn.after_action()
         return not self._ended and core.write_pending(core_call)
 

@@ -34,7 +34,7 @@ def dispatch_client(conn, events):
     for ev in events:
         kind = ev.kind
         if kind == CE_MESSAGE:
-            ev.call._on_message(ev.data, ev.value)
+            ev.call._on_message(ev.data, ev.value, ev.code)
         elif kind == CE_CALL_ENDED:
             ev.call._on_end(ev.code, ev.details, ev.metadata)
         elif kind == CE_INITIAL_METADATA:
@@ -69,7 +69,7 @@ def dispatch_server(conn, events):
             if target is None:
                 continue
         if kind == CE_MESSAGE:
-            target._on_message(ev.data, ev.value)
+            target._on_message(ev.data, ev.value, ev.code)
         elif kind == CE_HALF_CLOSED:
             target._on_half_close()
             if target._pending:

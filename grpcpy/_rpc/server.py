@@ -57,6 +57,7 @@ import collections
 import logging
 
 from grpcpy import _cext, _channelz, _types
+from grpcpy._rpc.observe import ServerObserver
 from grpcpy._context import PeerInfo
 from grpcpy._rpc.client import check_metadata
 
@@ -105,6 +106,7 @@ class CallContext(PeerInfo):
     _metadata = None
     _handler = None
     _pending = True          # admitted; the handler is not handed to a worker or task (yet, or again)
+    _stats = None            # grpcpy._rpc.observe.ServerObserver when the server has stats hooks
 
     def __init__(self, conn, call, handler):
         self._conn = conn
@@ -130,8 +132,10 @@ class CallContext(PeerInfo):
 
     # -- events from the core ------------------------------------------------------------
 
-    def _on_message(self, data, wire):
+    def _on_message(self, data, wire, compressed):
         self._messages.append((data, wire))
+        if self._stats is not None and self._stats.messages:
+            self._stats.message_in(data, compressed)
         self._wake()
 
     def _on_half_close(self):
@@ -152,6 +156,8 @@ class CallContext(PeerInfo):
         self._cancelled = True
         self._code = _status_from_number(code)
         self._details = details
+        if self._stats is not None:
+            self._stats.end(self._call, code, details, None, self._conn.peer)
         if self._pending:
             # its handler never ran and never will
             self._conn.server._forget_call(self)
@@ -218,9 +224,24 @@ class CallContext(PeerInfo):
     def _send(self, payload):
         """Queue one response message: True while flow control holds it."""
         core = self._core
-        core.send_message(self._call, payload)
+        if self._stats is not None:
+            self._send_observed(payload)
+        else:
+            core.send_message(self._call, payload)
         self._conn.after_action()
         return not self._finished and core.write_pending(self._call)
+
+    def _send_observed(self, payload):
+        """_send's sending, told to the stats hooks (the response headers go
+        with the first message unless they were sent already)."""
+        call = self._call
+        stats = self._stats
+        if stats.headers and not call.headers_sent:
+            stats.headers_out(())
+        before = call.sent_bytes
+        self._core.send_message(call, payload)
+        if stats.messages:
+            stats.message_out(len(payload), call.sent_bytes - before)
 
     def _send_initial_metadata(self, metadata):
         """False if it was sent already."""
@@ -240,6 +261,8 @@ class CallContext(PeerInfo):
                 if callbacks:
                     self._callbacks = callbacks      # run by the facade's _finish later
                 return True
+            if self._stats is not None and self._stats.headers:
+                self._stats.headers_out(metadata)
             self._core.send_initial_metadata(call, metadata)
             self._conn.after_action()
         return True
@@ -256,7 +279,10 @@ class CallContext(PeerInfo):
                 payload = response
             else:
                 payload = self._serialize(response)
-            self._core.send_message(self._call, payload)
+            if self._stats is not None:
+                self._send_observed(payload)
+            else:
+                self._core.send_message(self._call, payload)
             code = _OK
         return self._send_status(code, self._details)
 
@@ -343,6 +369,8 @@ class CallContext(PeerInfo):
                 _LOGGER.error("invalid trailing metadata %r: %s", trailing, exc)
                 number, details, trailing = _INTERNAL.value[0], _INVALID_METADATA, None
         self._core.send_status(self._call, number, details or "", trailing)
+        if self._stats is not None:
+            self._stats.end(self._call, number, details or "", trailing, self._conn.peer)
         self._conn.call_finished()
         callbacks = self._callbacks
         if callbacks is not None:
@@ -412,6 +440,11 @@ class ServerRules:
         # channelz: the server's node (figures of its closed connections);
         # a facade keeps its live connections in _connections
         self._channelz = _channelz.Node(_channelz.SERVER, self)
+        self._stats_hooks = self._options.stats_hooks      # grpcpy.stats (fixed at creation)
+        # methods added by name (generated code's add_registered_method_handlers):
+        # the ones gRFC A66 reports by name, as grpcio does (a generic
+        # handler's are "other", even where _registered answers for them)
+        self._registered_names = set()
         self.add_generic_rpc_handlers(generic_handlers or ())
 
     def add_generic_rpc_handlers(self, generic_rpc_handlers):
@@ -428,7 +461,9 @@ class ServerRules:
 
     def add_registered_method_handlers(self, service_name, method_handlers):
         for method, handler in method_handlers.items():
-            self._registered[_types.fully_qualified_method(service_name, method)] = handler
+            name = _types.fully_qualified_method(service_name, method)
+            self._registered[name] = handler
+            self._registered_names.add(name)
 
     _stop_hooks = ()
 
@@ -463,6 +498,26 @@ class ServerRules:
 
     def _call_started(self, conn, call):
         """A call the core validated: its context, or None after refusing it."""
+        if self._stats_hooks:
+            return self._call_started_observed(conn, call)
+        return self._admit_call(conn, call)
+
+    def _call_started_observed(self, conn, call):
+        """_call_started, told to the stats hooks: a call refused here ends
+        at once for them."""
+        ctx = self._admit_call(conn, call)
+        handler = None if ctx is None else ctx._handler
+        if handler is None and ctx is not None:
+            handler = self._registered.get(call.method)
+        stats = ServerObserver.begin(self, conn, call, handler)
+        if stats is not None:
+            if ctx is not None and not ctx._finished:
+                ctx._stats = stats
+            else:
+                stats.end(call, call.code, call.details, None, conn.peer)
+        return ctx
+
+    def _admit_call(self, conn, call):
         core = conn.core
         if self._state != "started":
             return self._refuse(conn, call, _cext.SC_UNAVAILABLE, SHUTTING_DOWN)

@@ -42,10 +42,6 @@ _MAX_HELD = 4 * 1024 * 1024
 _HELD_TOO_MUCH = "the client is not reading the responses"
 
 
-class _Abort(Exception):
-    """Raised by context.abort(); ends the handler with the chosen status."""
-
-
 class _ServerConnection(SyncConnection):
     def __init__(self, server, sock):
         opts = server._options
@@ -183,13 +179,22 @@ class ServicerContext(_rules.CallContext, _types.ServicerContext):
             if not self._send_initial_metadata(initial_metadata):
                 raise ValueError("Initial metadata no longer allowed!")
 
+    _aborted = False      # abort() was called: its status ends the call, whatever the handler raises next
+
     def abort(self, code, details):
+        """End the handler with this status: raises a bare Exception, as
+        grpcio documents and does. Libraries tell an abort from a failing
+        handler by that type (opentelemetry-instrumentation-grpc records
+        every other exception on the server span), and the server tells
+        them apart by _aborted, as grpcio does by its state's flag."""
         self._set_abort(code, details)
-        raise _Abort()
+        self._aborted = True
+        raise Exception()
 
     def abort_with_status(self, status):
         self._set_abort(status.code, status.details, getattr(status, "trailing_metadata", None))
-        raise _Abort()
+        self._aborted = True
+        raise Exception()
 
     def time_remaining(self):
         return self._time_remaining(monotonic())
@@ -204,6 +209,41 @@ class ServicerContext(_rules.CallContext, _types.ServicerContext):
                 return False
             self._callbacks.append(callback)
             return True
+
+    @property
+    def _state(self):
+        """grpcio's private per-call state, the two fields that server
+        interceptors read (py-grpc-prometheus takes the status of the call
+        it counts from them). Made when read: calls that nobody asks cost
+        nothing."""
+        return _GrpcioState(self)
+
+
+class _GrpcioState:
+    """A live view of a call with the fields of grpcio's _RPCState:
+
+    - client: "cancelled" once the call ended without the handler (the
+      client cancelled, the deadline passed, the connection was lost);
+      "closed" once the client sent its last request, or the call ended;
+      "open" before;
+    - code: the status code chosen for the call (set_code, abort), None
+      until one was; when the call was cancelled, its end's code."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    @property
+    def client(self):
+        ctx = self._ctx
+        if ctx._cancelled:
+            return "cancelled"
+        return "closed" if ctx._half_closed or ctx._finished else "open"
+
+    @property
+    def code(self):
+        return self._ctx._code
 
 
 def _run_callbacks(callbacks):
@@ -467,6 +507,9 @@ class Server(_rules.ServerRules):
             self._waiting -= 1
             self._busy += 1
         parked = False
+        stats = ctx._stats
+        if stats is not None and stats.handler:
+            tokens = stats.handler_enter()     # in the handler's thread
         try:
             if ctx._finished:
                 return
@@ -484,15 +527,18 @@ class Server(_rules.ServerRules):
                         ctx._pending = parked = True
                         return
             self._invoke(ctx, handler)
-        except _Abort:
-            ctx._finish(ctx._code, ctx._details)
         except CallFailed as fail:
             ctx._finish(fail.code, fail.details)
         except _IteratingResponses as wrapped:
             ctx._handler_failed(wrapped.__cause__, _rules.ITERATING_FAILED)
         except Exception as exc:
-            ctx._handler_failed(exc, _rules.CALLING_FAILED)
+            if ctx._aborted:
+                ctx._finish(ctx._code, ctx._details)
+            else:
+                ctx._handler_failed(exc, _rules.CALLING_FAILED)
         finally:
+            if stats is not None and stats.handler:
+                stats.handler_exit(tokens)
             with self._lock:
                 self._busy -= 1
                 if not parked and not (ctx._detached and not ctx._finished):
@@ -527,9 +573,9 @@ class Server(_rules.ServerRules):
                     response = next(iterator)
                 except StopIteration:
                     break
-                except (_Abort, CallFailed):
-                    raise
                 except Exception as exc:
+                    if ctx._aborted or isinstance(exc, CallFailed):
+                        raise
                     raise _IteratingResponses() from exc
                 if not ctx._write(response):
                     break

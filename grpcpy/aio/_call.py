@@ -45,7 +45,7 @@ class Call(_client.ClientCall):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _on_message(self, data, wire):
+    def _on_message(self, data, wire, compressed):
         self._messages.append((data, wire))
         waiter = self._waiter
         if waiter is not None:

@@ -22,6 +22,8 @@ from grpcpy.aio import _eager
 from grpcpy.aio._base import EOF, AbortError, UsageError
 from grpcpy.aio._conn import AioConnection
 
+_CANCELLED = _cext.SC_CANCELLED
+
 _LOGGER = logging.getLogger("grpcpy.aio.server")
 _OK = _types.StatusCode.OK
 CallFailed = _rules.CallFailed
@@ -456,6 +458,9 @@ class Server(_rules.ServerRules):
 
     async def _run(self, ctx, handler, unary=None):
         parked = False
+        stats = ctx._stats
+        if stats is not None and stats.handler:
+            tokens = stats.handler_enter()     # in the handler's task (its context)
         try:
             if unary is not None:
                 await self._unary_unary(ctx, unary)
@@ -482,12 +487,16 @@ class Server(_rules.ServerRules):
                 ctx._core.cancel_call(ctx._call)
                 ctx._conn.after_action()
                 ctx._finished = True
+                if stats is not None:
+                    stats.end(ctx._call, _CANCELLED, "handler cancelled", None, ctx._conn.peer)
                 ctx._run_callbacks(ctx._take_callbacks())
         except _IteratingResponses as wrapped:
             ctx._handler_failed(wrapped.__cause__, _rules.ITERATING_FAILED)
         except Exception as exc:
             ctx._handler_failed(exc, _rules.CALLING_FAILED)
         finally:
+            if stats is not None and stats.handler:
+                stats.handler_exit(tokens)
             if not parked:
                 self._active.discard(ctx)
             if ctx._finished:

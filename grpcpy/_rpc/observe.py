@@ -1,0 +1,393 @@
+"""The call layer's side of grpcpy.stats: what a call tells its hooks.
+
+A channel or server takes its hooks once, when it is made (grpcpy._options
+reads them). A call of one with no hooks has `_stats` None and pays an
+attribute check per event. A call with hooks holds one observer:
+
+- ClientObserver: the call's ClientCallStats (one per hook that wanted
+  the call), its attempts (AttemptRecord) and the retry figures of gRFC
+  A96. The call layer (client.py, attempts.py) tells it when an attempt
+  starts and ends and when the call ends. Headers and messages reach an
+  attempt's hooks through an ObservedAttempt set as the core call's `user`
+  (or the Hedge that carries a hedged attempt), and only when a hook asked
+  for them: a hook that only counts calls costs no extra call per event.
+- ServerObserver: the server call's ServerCallStats; the server context
+  (server.py) and the facades' handler runners call it.
+
+Which optional methods a hook's objects override is found once per class
+(`_overrides`), so the base classes' empty methods are never called.
+
+A hook that raises is logged and replaced, for that call, by one that does
+nothing (`_Dead`): a broken hook never fails a call.
+"""
+import logging
+import math
+import time
+
+from grpcpy import _types, stats as _stats
+
+_LOGGER = logging.getLogger("grpcpy.stats")
+_clock = _stats.clock
+_monotonic = time.monotonic     # the servers' deadlines are in the monotonic clock
+_INF = math.inf
+_status_from_number = _types.status_from_number
+_AttemptTotals = _stats.AttemptTotals
+_CallTotals = _stats.CallTotals
+_KINDS = {(False, False): "unary", (True, False): "client_stream", (False, True): "server_stream",
+          (True, True): "bidi_stream"}
+
+
+def kind_of(request_streaming, response_streaming):
+    return _KINDS[bool(request_streaming), bool(response_streaming)]
+
+
+class _Dead(_stats.AttemptStats, _stats.ClientCallStats, _stats.ServerCallStats):
+    """What a hook that raised is replaced by, for the rest of its call."""
+
+
+_DEAD = _Dead()
+
+
+def _broken(targets, target, where):
+    _LOGGER.exception("stats hook object %r failed in %s; it is left out of this call", target, where)
+    for i, one in enumerate(targets):
+        if one is target:
+            targets[i] = _DEAD
+
+
+_known = {}
+
+
+def _overrides(obj, base, names):
+    """The names among `names` that obj's class overrides (cached by class)."""
+    cls = type(obj)
+    found = _known.get((cls, base))
+    if found is None:
+        found = _known[cls, base] = frozenset(n for n in names if getattr(cls, n, None) is not getattr(base, n))
+    return found
+
+
+def _begin(hook_list, server, info):
+    """The per-call objects of the hooks that want this call, and whether
+    one of those hooks wants message events."""
+    wanted = []
+    messages = False
+    for hook in hook_list:
+        try:
+            per_call = hook.server_call(info) if server else hook.client_call(info)
+        except Exception:
+            _LOGGER.exception("stats hook %r failed at the start of a call; it is left out of it", hook)
+            continue
+        if per_call is not None:
+            wanted.append(per_call)
+            if hook.messages:
+                messages = True
+    return wanted, messages
+
+
+# -- client --------------------------------------------------------------------------------
+
+class AttemptRecord:
+    """One attempt of an observed client call."""
+
+    __slots__ = ("stats", "start", "core_call", "peer", "open", "messages", "metadata", "proxy")
+
+    def __init__(self, stats, start, messages):
+        self.stats = stats              # AttemptStats of the hooks
+        self.start = start
+        self.core_call = None
+        self.peer = None
+        self.open = True
+        self.messages = messages        # per-message events wanted
+        metadata = ()
+        proxy = messages
+        for one in stats:
+            extra = one.metadata
+            if extra:
+                metadata += tuple(extra)
+            if not proxy and "headers_in" in _overrides(one, _stats.AttemptStats, ("headers_in",)):
+                proxy = True
+        self.metadata = metadata        # what the attempt adds to the request headers
+        self.proxy = proxy              # its core call's events go through an ObservedAttempt
+
+    def headers_in(self, metadata):
+        stats = self.stats
+        for one in stats:
+            try:
+                one.headers_in(metadata)
+            except Exception:
+                _broken(stats, one, "headers_in")
+
+    def message_in(self, data, compressed):
+        size = len(data)
+        stats = self.stats
+        for one in stats:
+            try:
+                one.message_in(size, compressed or size)
+            except Exception:
+                _broken(stats, one, "message_in")
+
+    def message_out(self, size, wire_size):
+        stats = self.stats
+        for one in stats:
+            try:
+                one.message_out(size, wire_size)
+            except Exception:
+                _broken(stats, one, "message_out")
+
+    def totals(self, now):
+        core_call = self.core_call
+        if core_call is None:
+            return _AttemptTotals(now - self.start, 0, 0, 0, 0, self.peer)
+        return _AttemptTotals(now - self.start, core_call.sent_messages, core_call.sent_bytes,
+                              core_call.received_messages, core_call.received_bytes, self.peer)
+
+    def end(self, code, details, trailing, now=None):
+        if not self.open:
+            return
+        self.open = False
+        stats = self.stats
+        if stats:
+            totals = self.totals(_clock() if now is None else now)
+            status = _status_from_number(code)
+            for one in stats:
+                try:
+                    one.end(status, details, trailing, totals)
+                except Exception:
+                    _broken(stats, one, "end")
+
+
+class ObservedAttempt:
+    """The core call's user for an attempt whose hooks want its headers or
+    messages (a hedged attempt's Hedge does this itself): reports, then
+    passes the event on to the call."""
+
+    __slots__ = ("call", "record")
+
+    def __init__(self, call, record):
+        self.call = call
+        self.record = record
+
+    def _on_initial_metadata(self, metadata):
+        self.record.headers_in(metadata)
+        self.call._on_initial_metadata(metadata)
+
+    def _on_message(self, data, wire, compressed):
+        if self.record.messages:
+            self.record.message_in(data, compressed)
+        self.call._on_message(data, wire, compressed)
+
+    def _on_write_ready(self):
+        self.call._on_write_ready()
+
+    def _on_end(self, code, details, trailing):
+        self.call._on_end(code, details, trailing)
+
+
+class ClientObserver:
+    """The hooks' view of one client call."""
+
+    __slots__ = ("calls", "messages", "start", "records", "current", "transparent", "retries", "hedges",
+                 "delay", "waiting_since", "ended")
+
+    def __init__(self, calls, messages, start):
+        self.calls = calls              # ClientCallStats of the hooks
+        self.messages = messages
+        self.start = start
+        self.records = []               # every attempt, oldest first
+        self.current = None             # the attempt the call's events are about
+        self.transparent = 0
+        self.retries = 0
+        self.hedges = 0
+        self.delay = 0.0                # seconds between attempts (A96 retry_delay)
+        self.waiting_since = None
+        self.ended = False
+
+    @classmethod
+    def begin(cls, call, hook_list, kind):
+        """The observer of a new call, or None when no hook wants it."""
+        channel = call._channel
+        start = _clock()
+        deadline = call._deadline
+        method = call._method
+        if not isinstance(method, str):
+            method = method.decode("utf-8", "replace")
+        info = _stats.CallInfo(method, method in channel._registered_methods, channel._target_text,
+                               channel._authority, None, call._metadata,
+                               None if deadline is None else max(0.0, deadline - call._now()), start, False, kind)
+        wanted, messages = _begin(hook_list, False, info)
+        if not wanted:
+            return None
+        observer = cls(wanted, messages, start)
+        observer.open_attempt(call._metadata, False, 0, start)     # the first starts with the call
+        return observer
+
+    def open_attempt(self, metadata, transparent, previous, start=None, hedge=False):
+        """A new attempt (its record becomes the current one)."""
+        now = _clock() if start is None else start
+        if self.waiting_since is not None:
+            self.delay += now - self.waiting_since
+            self.waiting_since = None
+        number = len(self.records)
+        if number:
+            if transparent:
+                self.transparent += 1
+            elif hedge:
+                self.hedges += 1
+            elif previous:
+                self.retries += 1
+        stats = []
+        calls = self.calls
+        for one in calls:
+            try:
+                attempt = one.attempt(number, transparent, previous, metadata)
+            except Exception:
+                _broken(calls, one, "attempt")
+                continue
+            if attempt is not None:
+                stats.append(attempt)
+        record = AttemptRecord(stats, now, self.messages)
+        self.records.append(record)
+        self.current = record
+        return record
+
+    def claim(self, conn, metadata, transparent, previous, hedge):
+        """The record of the attempt starting on `conn` (the caller sets its
+        core call): the first one (open since the call began) or a new one."""
+        record = self.current
+        if not record.open or record.core_call is not None:
+            record = self.open_attempt(metadata, transparent, previous, hedge=hedge)
+        record.peer = conn.peer
+        return record
+
+    def attempt_end(self, code, details, trailing):
+        """The current attempt ended (or the call, while it ran)."""
+        record = self.current
+        if record.open:
+            record.end(code, details, trailing)
+
+    def waiting(self):
+        """No attempt runs and another will follow (a retry's backoff; a
+        pick that failed and is tried again: that attempt ends here)."""
+        self.waiting_since = _clock()
+
+    def end(self, code, details, trailing):
+        """The call ended: attempts still open end with its status, then the
+        call's hooks hear of it."""
+        if self.ended:
+            return
+        self.ended = True
+        now = _clock()
+        for record in self.records:
+            if record.open:
+                record.end(code, details, trailing, now)
+        last = self.current
+        core_call = last.core_call
+        if core_call is None:
+            totals = _CallTotals(now - self.start, 0, 0, 0, 0, None, len(self.records), self.retries,
+                                 self.transparent, self.hedges, self.delay)
+        else:
+            totals = _CallTotals(now - self.start, core_call.sent_messages, core_call.sent_bytes,
+                                 core_call.received_messages, core_call.received_bytes, last.peer,
+                                 len(self.records), self.retries, self.transparent, self.hedges, self.delay)
+        status = _status_from_number(code)
+        calls = self.calls
+        for one in calls:
+            try:
+                one.end(status, details, trailing, totals)
+            except Exception:
+                _broken(calls, one, "end")
+
+
+# -- server --------------------------------------------------------------------------------
+
+class ServerObserver:
+    """The hooks' view of one server call."""
+
+    __slots__ = ("calls", "messages", "start", "ended", "handler", "headers")
+
+    def __init__(self, calls, messages, start):
+        self.calls = calls
+        self.messages = messages
+        self.start = start
+        self.ended = False
+        handler = headers = False
+        for one in calls:
+            names = _overrides(one, _stats.ServerCallStats, ("handler_enter", "handler_exit", "headers_out"))
+            if names:
+                handler = handler or "handler_enter" in names or "handler_exit" in names
+                headers = headers or "headers_out" in names
+        self.handler = handler          # handler_enter / handler_exit wanted
+        self.headers = headers          # headers_out wanted
+
+    @classmethod
+    def begin(cls, server, conn, call, handler):
+        """The observer of a new server call, or None when no hook wants it
+        (`handler`: the method's handler when it has one)."""
+        start = _clock()
+        method = call.method
+        kind = None if handler is None else kind_of(handler.request_streaming, handler.response_streaming)
+        deadline = call.deadline
+        info = _stats.CallInfo(method, method in server._registered_names, None, None, conn.peer, None,
+                               None if deadline == _INF else max(0.0, deadline - _monotonic()), start, True, kind,
+                               call)
+        wanted, messages = _begin(server._stats_hooks, True, info)
+        if not wanted:
+            return None
+        return cls(wanted, messages, start)
+
+    def handler_enter(self):
+        tokens = []
+        calls = self.calls
+        for one in calls:
+            try:
+                tokens.append((one, one.handler_enter()))
+            except Exception:
+                _broken(calls, one, "handler_enter")
+        return tokens
+
+    def handler_exit(self, tokens):
+        for one, token in reversed(tokens):
+            try:
+                one.handler_exit(token)
+            except Exception:
+                _broken(self.calls, one, "handler_exit")
+
+    def headers_out(self, metadata):
+        calls = self.calls
+        for one in calls:
+            try:
+                one.headers_out(metadata)
+            except Exception:
+                _broken(calls, one, "headers_out")
+
+    def message_in(self, data, compressed):
+        size = len(data)
+        calls = self.calls
+        for one in calls:
+            try:
+                one.message_in(size, compressed or size)
+            except Exception:
+                _broken(calls, one, "message_in")
+
+    def message_out(self, size, wire_size):
+        calls = self.calls
+        for one in calls:
+            try:
+                one.message_out(size, wire_size)
+            except Exception:
+                _broken(calls, one, "message_out")
+
+    def end(self, core_call, code, details, trailing, peer):
+        if self.ended:
+            return
+        self.ended = True
+        totals = _CallTotals(_clock() - self.start, core_call.sent_messages, core_call.sent_bytes,
+                             core_call.received_messages, core_call.received_bytes, peer)
+        status = _status_from_number(code)
+        calls = self.calls
+        for one in calls:
+            try:
+                one.end(status, details, trailing, totals)
+            except Exception:
+                _broken(calls, one, "end")
