@@ -12,6 +12,9 @@ registered method, reported by name):
             response message of each size
     Flaky   echo, but the first attempt of each call (told apart by
             metadata x-key) fails UNAVAILABLE
+"metrics.Generic/Echo" is served by a generic handler (add_generic_rpc_handlers):
+not a registered method, so the server reports it as "other" (as grpcio
+does); the client's stub says it is known, so the client reports its name.
 "Missing" is called and served by nobody (UNIMPLEMENTED, reported "other").
 
 TRAFFIC lists the calls and what each attempt sends and gets, from which
@@ -23,6 +26,7 @@ import threading
 
 SERVICE = "metrics.Test"
 UNARY, STREAM, FLAKY, MISSING = ("%s/%s" % (SERVICE, name) for name in ("Unary", "Stream", "Flaky", "Missing"))
+GENERIC = "metrics.Generic/Echo"
 
 SERVICE_CONFIG = json.dumps({"methodConfig": [{
     "name": [{"service": SERVICE, "method": "Flaky"}],
@@ -57,6 +61,7 @@ def traffic():
     calls += [[Attempt(UNARY, "NOT_FOUND", 2, 0)] for _ in range(M_NOT_FOUND)]
     calls.append([Attempt(STREAM, "OK", len(STREAM_REQUEST), sum(SIZES))])
     calls.append([Attempt(FLAKY, "UNAVAILABLE", 1, 0), Attempt(FLAKY, "OK", 1, 1)])
+    calls.append([Attempt(GENERIC, "OK", 1, 1)])
     calls.append([Attempt(MISSING, "UNIMPLEMENTED", 0, 0)])
     return calls
 
@@ -94,10 +99,18 @@ class Service:
             "Stream": grpc.unary_stream_rpc_method_handler(self.stream),
             "Flaky": grpc.unary_unary_rpc_method_handler(self.flaky),
         })
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            GENERIC.split("/")[0], {"Echo": grpc.unary_unary_rpc_method_handler(self.echo)}),))
+
+    def echo(self, request, context):
+        return request
 
 
 class AioService(Service):
     """The same handlers as coroutines, for grpc.aio / grpcpy.aio servers."""
+
+    async def echo(self, request, context):
+        return request
 
     async def unary(self, request, context):
         if request == b"nf":
@@ -143,6 +156,7 @@ def run_sync(grpc, channel, key="k"):
     assert [len(message) for message in got] == list(SIZES)
     flaky = channel.unary_unary("/" + FLAKY, _registered_method=True)
     assert flaky(b"r", timeout=30, metadata=(("x-key", key),)) == b"r"
+    assert channel.unary_unary("/" + GENERIC, _registered_method=True)(b"g", timeout=30) == b"g"
     _expect_error(grpc.RpcError, grpc.StatusCode.UNIMPLEMENTED,
                   lambda: channel.unary_unary("/" + MISSING)(b"", timeout=30))
 
@@ -164,6 +178,7 @@ async def run_aio(aio, status_code, channel, key="k"):
     assert [len(message) for message in got] == list(SIZES)
     flaky = channel.unary_unary("/" + FLAKY, _registered_method=True)
     assert await flaky(b"r", timeout=30, metadata=(("x-key", key),)) == b"r"
+    assert await channel.unary_unary("/" + GENERIC, _registered_method=True)(b"g", timeout=30) == b"g"
     try:
         await channel.unary_unary("/" + MISSING)(b"", timeout=30)
     except aio.AioRpcError as error:

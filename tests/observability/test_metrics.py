@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from concurrent import futures
 
@@ -26,6 +25,8 @@ import grpcpy
 import grpcpy.aio
 from grpcpy import stats
 from grpcpy.observability import OpenTelemetryPlugin
+
+from tests.health.harness import LoopThread
 
 from . import metrics_service as svc
 
@@ -66,8 +67,15 @@ def new_plugin(**kwargs):
 
 # -- what the traffic must give ---------------------------------------------------
 
-def _method(name, generic_ok=lambda method: False):
-    return name if name != svc.MISSING or generic_ok(name) else "other"
+def _client_method(name):
+    """The client's grpc.method: stubs said every method is known, but for
+    Missing's."""
+    return "other" if name == svc.MISSING else name
+
+
+def _server_method(name):
+    """The server's: registered handlers only (not Generic, not Missing)."""
+    return "other" if name in (svc.MISSING, svc.GENERIC) else name
 
 
 def _bucket_counts(bounds, values):
@@ -90,7 +98,7 @@ class Expected:
         self.points[(name, frozenset(attributes.items()))].append(value)
 
 
-def expected_client(target, method=_method, retry_metrics=True):
+def expected_client(target, method=_client_method, retry_metrics=True):
     exp = Expected()
     for call in svc.traffic():
         base = {"grpc.method": method(call[0].method), "grpc.target": target}
@@ -107,7 +115,7 @@ def expected_client(target, method=_method, retry_metrics=True):
     return exp
 
 
-def expected_server(method=_method):
+def expected_server(method=_server_method):
     exp = Expected()
     for call in svc.traffic():
         for attempt in call:        # every attempt is a call on the server
@@ -166,24 +174,6 @@ N_ATTEMPTS = sum(len(call) for call in svc.traffic())
 
 # -- servers and clients of each kind -----------------------------------------------
 
-class AioThread:
-    """An event loop in a thread of its own (for asyncio servers while the
-    test's thread runs a client)."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout=60):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 class Server:
     """A running server of `kind` (grpcpy, grpcpy.aio, grpcio) with the
     test service; `hooks` goes into its grpcpy.stats_hooks option."""
@@ -193,7 +183,7 @@ class Server:
         options = [(stats.OPTION, hooks)] if hooks is not None else []
         self._aio = None
         if kind == "grpcpy.aio":
-            self._aio = AioThread()
+            self._aio = LoopThread()
 
             async def start():
                 server = grpcpy.aio.server(options=options)
@@ -235,6 +225,23 @@ def run_client(kind, target, hooks=None, key="k"):
         svc.run_sync(module, channel, key)
 
 
+def exchange(client="grpcpy", server="grpcpy", client_hooks=None, server_hooks=None, client_readers=(),
+             server_readers=()):
+    """The traffic from a new client to a new server; before the server
+    stops, waits until each of `client_readers` has every client call and
+    each of `server_readers` every server call. Returns the target."""
+    running = Server(server, hooks=server_hooks)
+    try:
+        run_client(client, running.target, hooks=client_hooks)
+        for reader in server_readers:
+            wait_for_calls(reader, "grpc.server.call.duration", N_ATTEMPTS)
+        for reader in client_readers:
+            wait_for_calls(reader, "grpc.client.call.duration", N_CALLS)
+    finally:
+        running.stop()
+    return running.target
+
+
 PAIRS = [("grpcpy", "grpcpy"), ("grpcpy.aio", "grpcpy.aio"), ("grpcpy", "grpcio"), ("grpcpy.aio", "grpcio"),
          ("grpcio", "grpcpy"), ("grpcio", "grpcpy.aio")]
 
@@ -246,17 +253,12 @@ def test_every_instrument_after_known_traffic(client, server):
     each reader holds exactly the points A66/A96 define for it."""
     client_plugin, client_reader = new_plugin(enable_metrics=RETRY_METRICS)
     server_plugin, server_reader = new_plugin()
-    running = Server(server, hooks=server_plugin if server != "grpcio" else None)
-    try:
-        run_client(client, running.target, hooks=client_plugin if client != "grpcio" else None)
-        if server != "grpcio":
-            wait_for_calls(server_reader, "grpc.server.call.duration", N_ATTEMPTS)
-        if client != "grpcio":
-            wait_for_calls(client_reader, "grpc.client.call.duration", N_CALLS)
-    finally:
-        running.stop()
+    target = exchange(client, server, client_hooks=client_plugin if client != "grpcio" else None,
+                      server_hooks=server_plugin if server != "grpcio" else None,
+                      client_readers=[client_reader] if client != "grpcio" else [],
+                      server_readers=[server_reader] if server != "grpcio" else [])
     if client != "grpcio":
-        check(client_reader, expected_client("dns:///" + running.target), CLIENT_INSTRUMENTS)
+        check(client_reader, expected_client("dns:///" + target), CLIENT_INSTRUMENTS)
     else:
         assert svc.points(client_reader) == []
     if server != "grpcio":
@@ -269,14 +271,8 @@ def test_retry_metrics_are_off_by_default():
     """A96: its metrics are experimental, so off unless enabled; A66's are
     all there."""
     plugin, reader = new_plugin()
-    running = Server("grpcpy", hooks=plugin)
-    try:
-        run_client("grpcpy", running.target, hooks=plugin)
-        wait_for_calls(reader, "grpc.server.call.duration", N_ATTEMPTS)
-        wait_for_calls(reader, "grpc.client.call.duration", N_CALLS)
-    finally:
-        running.stop()
-    expected = expected_client("dns:///" + running.target, retry_metrics=False)
+    target = exchange(client_hooks=plugin, server_hooks=plugin, client_readers=[reader], server_readers=[reader])
+    expected = expected_client("dns:///" + target, retry_metrics=False)
     expected.points.update(expected_server().points)
     check(reader, expected, dict(CLIENT_INSTRUMENTS, **SERVER_INSTRUMENTS))
 
@@ -285,8 +281,8 @@ def test_filters():
     """target_attribute_filter False: the target is "other" (it was asked
     once, with the canonical target); generic_method_attribute_filter True:
     an unregistered method is recorded by name (it was asked with
-    "pkg.Service/Method"), on the client and on the server; registered
-    methods are never asked about."""
+    "pkg.Service/Method"), on the client and on the server (there Generic's
+    too); registered methods are never asked about."""
     asked_targets, asked_methods = [], []
 
     def target_filter(target):
@@ -300,15 +296,11 @@ def test_filters():
     client_plugin, client_reader = new_plugin(target_attribute_filter=target_filter,
                                               generic_method_attribute_filter=method_filter)
     server_plugin, server_reader = new_plugin(generic_method_attribute_filter=method_filter)
-    running = Server("grpcpy", hooks=server_plugin)
-    try:
-        run_client("grpcpy", running.target, hooks=client_plugin)
-        wait_for_calls(server_reader, "grpc.server.call.duration", N_ATTEMPTS)
-        wait_for_calls(client_reader, "grpc.client.call.duration", N_CALLS)
-    finally:
-        running.stop()
-    assert asked_targets == ["dns:///" + running.target]
-    assert asked_methods == [svc.MISSING, svc.MISSING]       # client's call, then server's
+    target = exchange(client_hooks=client_plugin, server_hooks=server_plugin, client_readers=[client_reader],
+                      server_readers=[server_reader])
+    assert asked_targets == ["dns:///" + target]
+    # the server about Generic; then the client and the server about Missing
+    assert asked_methods == [svc.GENERIC, svc.MISSING, svc.MISSING]
     by_name = lambda name: name           # noqa: E731  every method recorded by its name
     check(client_reader, expected_client("other", method=by_name, retry_metrics=False), CLIENT_INSTRUMENTS)
     check(server_reader, expected_server(method=by_name), SERVER_INSTRUMENTS)
@@ -354,11 +346,7 @@ def test_no_meter_provider_records_nothing():
     OpenTelemetry's global one); calls go on as usual."""
     plugin = OpenTelemetryPlugin()
     assert plugin.meter_provider is None
-    running = Server("grpcpy", hooks=plugin)
-    try:
-        run_client("grpcpy", running.target, hooks=plugin)
-    finally:
-        running.stop()
+    exchange(client_hooks=plugin, server_hooks=plugin)
     info = stats.CallInfo("/" + svc.UNARY, True, "t", "t", None, (), None, 0.0, False, "unary")
     assert plugin.client_call(info) is None and plugin.server_call(info) is None
 
@@ -379,13 +367,7 @@ def test_several_plugins_each_with_its_provider():
     its own MeterProvider."""
     first, first_reader = new_plugin()
     second, second_reader = new_plugin()
-    running = Server("grpcpy", hooks=[first, second])
-    try:
-        run_client("grpcpy", running.target)
-        for reader in (first_reader, second_reader):
-            wait_for_calls(reader, "grpc.server.call.duration", N_ATTEMPTS)
-    finally:
-        running.stop()
+    exchange(server_hooks=[first, second], server_readers=[first_reader, second_reader])
     check(first_reader, expected_server(), SERVER_INSTRUMENTS)
     check(second_reader, expected_server(), SERVER_INSTRUMENTS)
 
@@ -394,6 +376,25 @@ def test_several_plugins_each_with_its_provider():
 
 def _client_points(plugin_reader, name):
     return {tuple(sorted(p["attributes"].items())): p for p in svc.points(plugin_reader) if p["name"] == name}
+
+
+def assert_a96(reader, base, retries=0, transparent=0, hedges=0, delay=False):
+    """One call's A96 points: each count recorded once when not 0 (with
+    its buckets), the delay once when `delay`."""
+    for name, value, bounds in (("grpc.client.call.retries", retries, A96_RETRIES),
+                                ("grpc.client.call.transparent_retries", transparent, A96_TRANSPARENT),
+                                ("grpc.client.call.hedges", hedges, A96_RETRIES)):
+        points = _client_points(reader, name)
+        if not value:
+            assert points == {}, name
+            continue
+        assert list(points) == [base], (name, points)
+        assert (points[base]["count"], points[base]["sum"], points[base]["bounds"]) == (1, value, bounds)
+    points = _client_points(reader, "grpc.client.call.retry_delay")
+    if delay:
+        assert list(points) == [base] and points[base]["count"] == 1 and points[base]["bounds"] == A66_LATENCY
+    else:
+        assert points == {}
 
 
 def _with_status(base, status):
@@ -423,13 +424,7 @@ def test_hedged_call():
     durations = _client_points(reader, "grpc.client.attempt.duration")
     assert {k: p["count"] for k, p in durations.items()} == {_with_status(base, "CANCELLED"): 1,
                                                               _with_status(base, "OK"): 1}
-    hedges = _client_points(reader, "grpc.client.call.hedges")
-    assert list(hedges) == [base] and (hedges[base]["count"], hedges[base]["sum"]) == (1, 1)
-    assert hedges[base]["bounds"] == A96_RETRIES
-    delay = _client_points(reader, "grpc.client.call.retry_delay")
-    assert list(delay) == [base] and delay[base]["count"] == 1 and delay[base]["bounds"] == A66_LATENCY
-    assert _client_points(reader, "grpc.client.call.retries") == {}
-    assert _client_points(reader, "grpc.client.call.transparent_retries") == {}
+    assert_a96(reader, base, hedges=1, delay=True)
 
 
 @pytest.mark.parametrize("mode", [
@@ -455,12 +450,7 @@ def test_transparent_retry(mode):
         server.close()
     base = (("grpc.method", UNARY[1:]), ("grpc.target", "dns:///" + server.target))
     assert {k: p["value"] for k, p in _client_points(reader, "grpc.client.attempt.started").items()} == {base: 2}
-    transparent = _client_points(reader, "grpc.client.call.transparent_retries")
-    assert list(transparent) == [base] and (transparent[base]["count"], transparent[base]["sum"]) == (1, 1)
-    assert transparent[base]["bounds"] == A96_TRANSPARENT
-    assert _client_points(reader, "grpc.client.call.retries") == {}
-    assert _client_points(reader, "grpc.client.call.hedges") == {}
-    assert _client_points(reader, "grpc.client.call.retry_delay") == {}
+    assert_a96(reader, base, transparent=1, delay=False)
     calls = _client_points(reader, "grpc.client.call.duration")
     assert {k: p["count"] for k, p in calls.items()} == {_with_status(base, "OK"): 1}
 
@@ -519,18 +509,11 @@ def test_same_figures_as_grpcio_observability():
     reader = InMemoryMetricReader()
     plugin = OpenTelemetryPlugin(meter_provider=MeterProvider(metric_readers=[reader]))
     with plugin:
-        running = Server("grpcpy")
-        try:
-            run_client("grpcpy", running.target)
-            wait_for_calls(reader, "grpc.server.call.duration", N_ATTEMPTS)
-            wait_for_calls(reader, "grpc.client.call.duration", N_CALLS)
-        finally:
-            running.stop()
-    ours = _comparable([p for p in svc.points(reader) if p["name"] != "grpc.client.call.duration"],
-                       running.target)
+        target = exchange(client_readers=[reader], server_readers=[reader])
+    ours = _comparable([p for p in svc.points(reader) if p["name"] != "grpc.client.call.duration"], target)
     theirs = _comparable(reference["points"], reference["target"])
     # the targets differ by port only: compare with the port taken out
-    ours = {_no_port(k, running.target): v for k, v in ours.items()}
+    ours = {_no_port(k, target): v for k, v in ours.items()}
     theirs = {_no_port(k, reference["target"]): v for k, v in theirs.items()}
     assert ours == theirs
 
