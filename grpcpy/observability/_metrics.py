@@ -29,8 +29,7 @@ import grpcpy
 from grpcpy import stats
 from grpcpy._channel.target import parse_target
 
-__all__ = ["OpenTelemetryPlugin", "OpenTelemetryPluginOption", "OpenTelemetryLabelInjector",
-           "LATENCY_BUCKETS", "SIZE_BUCKETS", "RETRY_METRICS"]
+__all__ = ["OpenTelemetryPlugin", "LATENCY_BUCKETS", "SIZE_BUCKETS", "RETRY_METRICS"]
 
 # gRFC A66, "Units" and "Metrics Schema": the buckets of the default views.
 LATENCY_BUCKETS = (0, 0.00001, 0.00005, 0.0001, 0.0003, 0.0006, 0.0008, 0.001, 0.002, 0.003, 0.004, 0.005,
@@ -48,16 +47,6 @@ RETRY_METRICS = ("grpc.client.call.retries", "grpc.client.call.transparent_retri
 
 METHOD, TARGET, STATUS = "grpc.method", "grpc.target", "grpc.status"
 OTHER = "other"
-
-
-class OpenTelemetryLabelInjector:
-    """grpcio-observability's interface for extra labels (its CSM plugin
-    option uses it). Accepted for compatibility; grpcpy adds no labels
-    from it."""
-
-
-class OpenTelemetryPluginOption:
-    """grpcio-observability's plugin option interface (accepted, unused)."""
 
 
 def canonical_target(target):
@@ -239,8 +228,9 @@ class OpenTelemetryPlugin(stats.Hook):
                               registered handler): True records the name,
                               otherwise "other" (the default), so unknown
                               names cannot blow up the metrics' cardinality
-    plugin_options            grpcio-observability's options (accepted for
-                              compatibility; they add nothing here)
+    plugin_options            grpcio-observability's plugin options (its
+                              CSM labels): accepted for compatibility, they
+                              add nothing here
     enable_metrics            names from RETRY_METRICS to record (A96's
                               metrics are experimental: off by default)
 

@@ -521,3 +521,79 @@ def test_same_figures_as_grpcio_observability():
 def _no_port(key, target):
     name, unit, attrs = key
     return name, unit, tuple((k, v.replace(target, "TARGET")) for k, v in attrs)
+
+
+# -- calls that never reach a server; compressed messages -------------------------------
+
+def _closed_port_target():
+    """A target nothing listens on (a port the kernel gave and took back)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return "127.0.0.1:%d" % sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("facade", ["grpcpy", "grpcpy.aio"])
+def test_call_that_never_reaches_a_server(facade):
+    """Connection refused: the call fails UNAVAILABLE without a stream,
+    and still counts as one attempt of 0 bytes each way (as grpc-core's
+    attempt tracer, made before the pick)."""
+    plugin, reader = new_plugin(enable_metrics=RETRY_METRICS)
+    target = _closed_port_target()
+    options = [(stats.OPTION, plugin)]
+    if facade == "grpcpy":
+        with grpcpy.insecure_channel(target, options=options) as channel:
+            with pytest.raises(grpcpy.RpcError) as failed:
+                channel.unary_unary("/" + svc.UNARY, _registered_method=True)(b"x", timeout=30)
+        assert failed.value.code() == grpcpy.StatusCode.UNAVAILABLE
+    else:
+        async def main():
+            async with grpcpy.aio.insecure_channel(target, options=options) as channel:
+                with pytest.raises(grpcpy.aio.AioRpcError) as failed:
+                    await channel.unary_unary("/" + svc.UNARY, _registered_method=True)(b"x", timeout=30)
+                assert failed.value.code() == grpcpy.StatusCode.UNAVAILABLE
+        asyncio.run(main())
+    wait_for_calls(reader, "grpc.client.call.duration", 1)
+    expected = Expected()
+    base = {"grpc.method": svc.UNARY, "grpc.target": "dns:///" + target}
+    failed_attrs = dict(base, **{"grpc.status": "UNAVAILABLE"})
+    expected.add("grpc.client.attempt.started", base, 1)
+    for name in ("grpc.client.attempt.duration", "grpc.client.call.duration"):
+        expected.add(name, failed_attrs, None)
+    for name in ("grpc.client.attempt.sent_total_compressed_message_size",
+                 "grpc.client.attempt.rcvd_total_compressed_message_size"):
+        expected.add(name, failed_attrs, 0)
+    check(reader, expected, CLIENT_INSTRUMENTS)
+
+
+def test_sizes_are_compressed_sizes():
+    """A66 counts message bytes as compressed: 20000 bytes of b"z" sent
+    and echoed with gzip are recorded as the compressed size on both
+    sides, the same number for the client's sent and the server's
+    received bytes (and the other way round)."""
+    client_plugin, client_reader = new_plugin()
+    server_plugin, server_reader = new_plugin()
+    server = grpcpy.server(futures.ThreadPoolExecutor(2), options=[(stats.OPTION, server_plugin)],
+                           compression=grpcpy.Compression.Gzip)
+    svc.Service(grpcpy).add_to(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    payload = b"z" * 20000
+    try:
+        with grpcpy.insecure_channel("127.0.0.1:%d" % port, options=[(stats.OPTION, client_plugin)],
+                                     compression=grpcpy.Compression.Gzip) as channel:
+            assert channel.unary_unary("/" + svc.UNARY, _registered_method=True)(payload, timeout=30) == payload
+        wait_for_calls(server_reader, "grpc.server.call.duration", 1)
+        wait_for_calls(client_reader, "grpc.client.call.duration", 1)
+    finally:
+        server.stop(None)
+
+    def total(reader, name):
+        (point,) = [p for p in svc.points(reader) if p["name"] == name]
+        assert point["count"] == 1
+        return point["sum"]
+    sent = total(client_reader, "grpc.client.attempt.sent_total_compressed_message_size")
+    received = total(client_reader, "grpc.client.attempt.rcvd_total_compressed_message_size")
+    assert 0 < sent < len(payload) and 0 < received < len(payload)
+    assert total(server_reader, "grpc.server.call.rcvd_total_compressed_message_size") == sent
+    assert total(server_reader, "grpc.server.call.sent_total_compressed_message_size") == received
