@@ -54,12 +54,12 @@ def canonical_target(target):
     the application gave none, as grpc-core canonicalizes it); a target
     that does not parse is kept as given."""
     if not target:
-        return target or ""
+        return ""
     try:
         parsed = parse_target(target)
     except (ValueError, TypeError):
         return target
-    if parsed.scheme == "dns" and not target[:4].lower() == "dns:":
+    if parsed.scheme == "dns" and target[:4].lower() != "dns:":
         return "dns:///" + target
     return target
 
@@ -84,7 +84,6 @@ class _Attrs:
             attrs[STATUS] = code.name if isinstance(code, grpcpy.StatusCode) else str(code)
             self._by_code[code] = attrs
         return attrs
-
 
     def record_end(self, instruments, code, totals):
         """An attempt's or a server call's end: its duration, bytes sent and
@@ -150,8 +149,11 @@ class _Instruments:
         meter = meter_provider.get_meter("grpcpy", grpcpy.__version__)
 
         def histogram(name, unit, description, buckets):
-            return meter.create_histogram(name, unit=unit, description=description,
-                                          explicit_bucket_boundaries_advisory=buckets)
+            try:
+                return meter.create_histogram(name, unit=unit, description=description,
+                                              explicit_bucket_boundaries_advisory=buckets)
+            except TypeError:   # opentelemetry-api before 1.23 takes no advice: a View sets buckets
+                return meter.create_histogram(name, unit=unit, description=description)
 
         self.attempt_started = meter.create_counter(
             "grpc.client.attempt.started", unit="{attempt}",
@@ -205,10 +207,8 @@ def _bounded(cache):
     return cache
 
 
-# the plugins registered with register_global (grpcio-observability's errors
-# for registering twice and deregistering what is not registered)
-_registered = set()
-_registered_lock = threading.Lock()
+# register_global's check and registration in one step
+_registering = threading.Lock()
 
 
 class OpenTelemetryPlugin(stats.Hook):
@@ -224,10 +224,11 @@ class OpenTelemetryPlugin(stats.Hook):
                               called with the method name ("pkg.Service/
                               Method") of a call whose method is not
                               registered (a client stub without
-                              _registered_method, a server method with no
-                              registered handler): True records the name,
-                              otherwise "other" (the default), so unknown
-                              names cannot blow up the metrics' cardinality
+                              _registered_method; on a server, a method of
+                              a generic handler or of none): True records
+                              the name, otherwise "other" (the default), so
+                              unknown names cannot blow up the metrics'
+                              cardinality
     plugin_options            grpcio-observability's plugin options (its
                               CSM labels): accepted for compatibility, they
                               add nothing here
@@ -277,20 +278,18 @@ class OpenTelemetryPlugin(stats.Hook):
     def register_global(self):
         """Install on every channel and server made from now on. Raises
         RuntimeError if this plugin is registered already."""
-        with _registered_lock:
-            if self in _registered:
+        with _registering:
+            if self in stats.global_hooks():
                 raise RuntimeError("this OpenTelemetryPlugin is registered already")
-            _registered.add(self)
             stats.register_global(self)
 
     def deregister_global(self):
         """Stop installing on new channels and servers (those made before
         keep recording until they close). Raises RuntimeError if this
         plugin is not registered."""
-        with _registered_lock:
-            if self not in _registered:
+        with _registering:
+            if self not in stats.global_hooks():
                 raise RuntimeError("this OpenTelemetryPlugin is not registered")
-            _registered.discard(self)
             stats.deregister_global(self)
 
     def __enter__(self):
