@@ -91,6 +91,11 @@ RATIOS = (
     # (with grpcpy-*-rr in --only: round_robin's pick against pick_first's)
     ("aio round_robin / pick_first", "grpcpy-aio-uvloop-rr", AIO),
     ("sync round_robin / pick_first", "grpcpy-sync-rr", SYNC),
+    # (with grpcpy-*-otel / -prom in --only: observability on against off)
+    ("aio otel-metrics / off", "grpcpy-aio-uvloop-otel", AIO),
+    ("sync otel-metrics / off", "grpcpy-sync-otel", SYNC),
+    ("aio prometheus / off", "grpcpy-aio-uvloop-prom", AIO),
+    ("sync prometheus / off", "grpcpy-sync-prom", SYNC),
 )
 
 

@@ -41,13 +41,28 @@ import traceback
 IMPLS = ("grpcpy-sync", "grpcpy-aio-uvloop", "grpcpy-aio-asyncio", "grpcio-sync", "grpcio-aio", "grpclib",
          "raw-floor")
 # run only when named in --only: grpcpy's channels under round_robin (one
-# backend), to show what the policy's pick costs next to pick_first
-EXTRA_IMPLS = ("grpcpy-sync-rr", "grpcpy-aio-uvloop-rr")
-SYNC_IMPLS = ("grpcpy-sync", "grpcio-sync", "grpcpy-sync-rr")
+# backend), to show what the policy's pick costs next to pick_first; and
+# grpcpy with observability on, client and server (perf/observe.py):
+# OpenTelemetry metrics (-otel) or Prometheus metrics (-prom)
+EXTRA_IMPLS = ("grpcpy-sync-rr", "grpcpy-aio-uvloop-rr", "grpcpy-sync-otel", "grpcpy-aio-uvloop-otel",
+               "grpcpy-sync-prom", "grpcpy-aio-uvloop-prom")
+SYNC_IMPLS = ("grpcpy-sync", "grpcio-sync", "grpcpy-sync-rr", "grpcpy-sync-otel", "grpcpy-sync-prom")
+_OBSERVE = {"-otel": "otel", "-prom": "prometheus"}
+
+
+def _observed(impl):
+    """Server or channel options installing impl's stats hooks."""
+    from observe import stats_options
+    return stats_options(_OBSERVE.get(impl[impl.rfind("-"):]))
 
 
 def channel_options(impl):
-    return [("grpc.lb_policy_name", "round_robin")] if impl.endswith("-rr") else None
+    options = [("grpc.lb_policy_name", "round_robin")] if impl.endswith("-rr") else []
+    return (options + _observed(impl)) or None
+
+
+def server_options(impl):
+    return _observed(impl) or None
 
 SERVICE = "bench.Bench"
 UNARY = "/bench.Bench/Unary"
@@ -77,7 +92,8 @@ def loop_name(loop):
 
 
 # The event loop each asyncio implementation runs on (bench.py's labels say it).
-LOOP_OF = {"grpcpy-aio-uvloop": "uvloop", "grpcpy-aio-uvloop-rr": "uvloop", "grpcpy-aio-asyncio": "asyncio", "grpcio-aio": "asyncio",
+LOOP_OF = {"grpcpy-aio-uvloop": "uvloop", "grpcpy-aio-uvloop-rr": "uvloop", "grpcpy-aio-uvloop-otel": "uvloop",
+           "grpcpy-aio-uvloop-prom": "uvloop", "grpcpy-aio-asyncio": "asyncio", "grpcio-aio": "asyncio",
            "grpclib": "uvloop", "raw-floor": "uvloop"}
 
 
@@ -164,7 +180,7 @@ def control_loop():
 def serve_sync(impl):
     from concurrent import futures
     m = grpc_module(impl)
-    server = m.server(futures.ThreadPoolExecutor(max_workers=SYNC_SERVER_THREADS))
+    server = m.server(futures.ThreadPoolExecutor(max_workers=SYNC_SERVER_THREADS), options=server_options(impl))
     server.add_generic_rpc_handlers((sync_handlers(m),))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -181,7 +197,7 @@ async def serve_aio(impl):
         import grpc
         import grpc.aio as aio
         handlers = aio_handlers(grpc)
-    server = aio.server()
+    server = aio.server(options=server_options(impl))
     server.add_generic_rpc_handlers((handlers,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -151,6 +151,16 @@ def test_opentelemetry_instrumentation():
         "SERVER /demo.AioGreeter/Hello status=UNSET rpc.grpc.status_code=0"]
 
 
+def test_stats_hooks():
+    lines = _run("stats_hooks.py")
+    assert [line.split()[:3] for line in lines] == [["client", "/demo.Greeter/SayHello", "calls=205"],
+                                                   ["server", "/demo.Greeter/SayHello", "calls=205"]]
+    for line in lines:
+        assert line.endswith("INVALID_ARGUMENT=5, OK=200")
+        p50, p95, p99 = (float(part.split("=")[1][:-2]) for part in line.split()[3:6])
+        assert 0 < p50 <= p95 <= p99
+
+
 def test_opentelemetry_metrics():
     lines = [" ".join(line.split()) for line in _run("opentelemetry_metrics.py")]
     assert lines == [

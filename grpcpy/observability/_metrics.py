@@ -273,6 +273,13 @@ class OpenTelemetryPlugin(stats.Hook):
         self._clients = {}          # (method attribute, target attribute) -> _ClientCall
         self._servers = {}          # method attribute -> _ServerCall
 
+    @property
+    def hook(self):
+        """What the option ``("grpcpy.stats_hooks", plugin.hook)`` takes to
+        install the plugin on one channel or server: the plugin itself (it
+        is a grpcpy.stats.Hook, so the plugin can be given as well)."""
+        return self
+
     # -- grpcio-observability's API --------------------------------------------
 
     def register_global(self):

@@ -296,7 +296,8 @@ def test_filters():
     client_plugin, client_reader = new_plugin(target_attribute_filter=target_filter,
                                               generic_method_attribute_filter=method_filter)
     server_plugin, server_reader = new_plugin(generic_method_attribute_filter=method_filter)
-    target = exchange(client_hooks=client_plugin, server_hooks=server_plugin, client_readers=[client_reader],
+    assert client_plugin.hook is client_plugin      # the option takes either
+    target = exchange(client_hooks=client_plugin.hook, server_hooks=server_plugin, client_readers=[client_reader],
                       server_readers=[server_reader])
     assert asked_targets == ["dns:///" + target]
     # the server about Generic; then the client and the server about Missing
