@@ -307,7 +307,8 @@ def test_filters():
     check(server_reader, expected_server(method=by_name), SERVER_INSTRUMENTS)
 
 
-def test_register_global_and_context_manager():
+@pytest.mark.parametrize("facade", ["grpcpy", "grpcpy.aio"])
+def test_register_global_and_context_manager(facade):
     """`with plugin:` installs it on channels and servers made inside; a
     channel made after it left records nothing (the server made inside
     still does, as grpcpy.stats says)."""
@@ -317,13 +318,13 @@ def test_register_global_and_context_manager():
         assert plugin in stats.global_hooks()
         with pytest.raises(RuntimeError):
             plugin.register_global()
-        running = Server("grpcpy")
-        run_client("grpcpy", running.target, key="inside")
+        running = Server(facade)
+        run_client(facade, running.target, key="inside")
     assert plugin not in stats.global_hooks()
     with pytest.raises(RuntimeError):
         plugin.deregister_global()
     try:
-        run_client("grpcpy", running.target, key="after")
+        run_client(facade, running.target, key="after")
         wait_for_calls(reader, "grpc.server.call.duration", 2 * N_ATTEMPTS)
         wait_for_calls(reader, "grpc.client.call.duration", N_CALLS)
     finally:
