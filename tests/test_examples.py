@@ -185,3 +185,19 @@ def test_prometheus_metrics():
                   "grpc_%s_msg_sent_total{%s} %d.0" % (side, labels, sent),
                   "grpc_%s_handling_seconds_count{%s} 4.0" % (side, labels)]
     assert _run("prometheus_metrics.py") == lines
+
+
+def test_opentelemetry_metrics():
+    lines = [" ".join(line.split()) for line in _run("opentelemetry_metrics.py")]
+    assert lines == [
+        "call failed: INVALID_ARGUMENT",
+        "grpc.client.attempt.duration INVALID_ARGUMENT=1 OK=3",
+        "grpc.client.attempt.rcvd_total_compressed_message_size INVALID_ARGUMENT=1 OK=3 (38 bytes)",
+        "grpc.client.attempt.sent_total_compressed_message_size INVALID_ARGUMENT=1 OK=3 (11 bytes)",
+        "grpc.client.attempt.started started=4",
+        "grpc.client.call.duration INVALID_ARGUMENT=1 OK=3",
+        "grpc.server.call.duration INVALID_ARGUMENT=1 OK=3",
+        "grpc.server.call.rcvd_total_compressed_message_size INVALID_ARGUMENT=1 OK=3 (11 bytes)",
+        "grpc.server.call.sent_total_compressed_message_size INVALID_ARGUMENT=1 OK=3 (38 bytes)",
+        "grpc.server.call.started started=4",
+    ]
