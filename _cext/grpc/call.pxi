@@ -53,6 +53,7 @@ cpdef enum CallEventKind:
     CE_PING_RECEIVED = 9      # connection: data = opaque
     CE_PING_ACKED = 10        # connection: data = opaque
     CE_CONNECTION_READY = 11  # connection: the peer's preface (first SETTINGS) arrived
+    CE_STREAM_REFUSED = 12    # client: the server refused the call's stream; the core sends it again
 
 cpdef enum StatusCodeNumber:
     # gRPC status codes
@@ -79,7 +80,7 @@ CALL_EVENT_NAMES = {
     CE_MESSAGE: "MESSAGE", CE_HALF_CLOSED: "HALF_CLOSED", CE_CALL_ENDED: "CALL_ENDED",
     CE_WRITE_READY: "WRITE_READY", CE_GOAWAY: "GOAWAY", CE_CONNECTION_CLOSED: "CONNECTION_CLOSED",
     CE_PING_RECEIVED: "PING_RECEIVED", CE_PING_ACKED: "PING_ACKED",
-    CE_CONNECTION_READY: "CONNECTION_READY",
+    CE_CONNECTION_READY: "CONNECTION_READY", CE_STREAM_REFUSED: "STREAM_REFUSED",
 }
 
 # A message at least this large is queued as (prefix, body) instead of being

@@ -208,6 +208,8 @@ cdef class ClientConnection(GrpcConnection):
         call.state = CS_WAITING
         call._waiting_out = call._replay
         call._replay = None
+        # (told to the call: grpcpy.stats counts the replay as a transparent retry)
+        self._cpush(_cevent(CE_STREAM_REFUSED, call._who()))
         self._waiting.insert(0, call)
         self._start_waiting()
         return True

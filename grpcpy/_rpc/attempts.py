@@ -103,6 +103,10 @@ class Hedge:
     def _on_write_ready(self):
         self.call._on_write_ready()
 
+    def _on_stream_refused(self):
+        if self.stats is not None:
+            self.stats = self.call._stats.replayed(self.core_call, self.stats)
+
     def _on_end(self, code, details, trailing):
         done = self.lb_done
         if done is not None:

@@ -385,6 +385,12 @@ class ClientCall(CallAttempts):
     def _on_write_ready(self):
         self._wake_write()
 
+    def _on_stream_refused(self):
+        """The server refused the attempt's stream and the core sends it
+        again (a transparent retry below the call layer)."""
+        if self._stats is not None and self._hedges is None:
+            self._stats.replayed(self._core_call)
+
     def _on_end(self, code, details, trailing):
         """The core ended the current attempt: the call's end, unless the
         attempt failed before the call committed and another one follows."""

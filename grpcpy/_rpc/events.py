@@ -27,6 +27,7 @@ CE_WRITE_READY = _cext.CE_WRITE_READY
 CE_GOAWAY = _cext.CE_GOAWAY
 CE_CONNECTION_CLOSED = _cext.CE_CONNECTION_CLOSED
 CE_CONNECTION_READY = _cext.CE_CONNECTION_READY
+CE_STREAM_REFUSED = _cext.CE_STREAM_REFUSED
 _ServerCall = _cext.ServerCall
 
 
@@ -45,6 +46,8 @@ def dispatch_client(conn, events):
             conn.handshake_done()
         elif kind == CE_GOAWAY or kind == CE_CONNECTION_CLOSED:
             conn.report_lost()
+        elif kind == CE_STREAM_REFUSED:
+            ev.call._on_stream_refused()
 
 
 def dispatch_server(conn, events):

@@ -31,6 +31,7 @@ _clock = _stats.clock
 _monotonic = time.monotonic     # the servers' deadlines are in the monotonic clock
 _INF = math.inf
 _status_from_number = _types.status_from_number
+_REFUSED = _types.status_number(_types.StatusCode.UNAVAILABLE)
 _AttemptTotals = _stats.AttemptTotals
 _CallTotals = _stats.CallTotals
 _KINDS = {(False, False): "unary", (True, False): "client_stream", (False, True): "server_stream",
@@ -169,6 +170,9 @@ class ObservedAttempt:
     def _on_write_ready(self):
         self.call._on_write_ready()
 
+    def _on_stream_refused(self):
+        self.record = self.call._stats.replayed(self.call._core_call, self.record)
+
     def _on_end(self, code, details, trailing):
         self.call._on_end(code, details, trailing)
 
@@ -177,7 +181,7 @@ class ClientObserver:
     """The hooks' view of one client call."""
 
     __slots__ = ("calls", "messages", "start", "records", "current", "transparent", "retries", "hedges",
-                 "delay", "waiting_since", "ended")
+                 "delay", "waiting_since", "ended", "metadata")
 
     def __init__(self, calls, messages, start):
         self.calls = calls              # ClientCallStats of the hooks
@@ -208,6 +212,7 @@ class ClientObserver:
         if not wanted:
             return None
         observer = cls(wanted, messages, start)
+        observer.metadata = call._metadata
         observer.open_attempt(call._metadata, False, 0, start)     # the first starts with the call
         return observer
 
@@ -254,6 +259,22 @@ class ClientObserver:
         record = self.current
         if record.open:
             record.end(code, details, trailing)
+
+    def replayed(self, core_call, record=None):
+        """The server refused the stream of `record` (the current attempt
+        by default) before processing it and the core sent it again on the
+        same connection: that attempt ended UNAVAILABLE, and a transparent
+        one began on the same core call (which sends again what the
+        refused stream carried: the figures of both are the core call's)."""
+        if record is None:
+            record = self.current
+        if not record.open:
+            return record
+        record.end(_REFUSED, "stream refused by the server (REFUSED_STREAM), sent again", ())
+        replay = self.open_attempt(self.metadata, True, 0)
+        replay.core_call = core_call
+        replay.peer = record.peer
+        return replay
 
     def waiting(self):
         """No attempt runs and another will follow (a retry's backoff; a

@@ -10,6 +10,7 @@ limits, deadlines, compression) is decided by the core.
 """
 import asyncio
 import collections
+import contextvars
 import inspect
 import logging
 import socket
@@ -538,13 +539,16 @@ class Server(_rules.ServerRules):
                 raise TypeError("a streaming handler coroutine must write() and return None")
         else:
             # a plain function: its body, and the body of a generator it
-            # returns, run in the migration thread pool, never on the loop
+            # returns, run in the migration thread pool, never on the loop,
+            # in a copy of the task's context (what a stats hook attached
+            # there, such as the server span, is the handler's too)
             if handler.request_streaming:
                 request = _SyncRequestIterator(ctx, self._loop)
+            context = contextvars.copy_context()
             if inspect.isgeneratorfunction(behavior):
                 iterator = behavior(request, ctx)   # creating it runs no user code
             else:
-                iterator = await self._loop.run_in_executor(self._thread_pool, behavior, request, ctx)
+                iterator = await self._loop.run_in_executor(self._thread_pool, context.run, behavior, request, ctx)
             if iterator is not None:
                 if hasattr(iterator, "__aiter__"):
                     await _write_all(ctx, iterator)
@@ -553,7 +557,7 @@ class Server(_rules.ServerRules):
                     run_in_executor = self._loop.run_in_executor
                     while True:
                         try:
-                            response = await run_in_executor(self._thread_pool, next, iterator, _DONE)
+                            response = await run_in_executor(self._thread_pool, context.run, next, iterator, _DONE)
                         except (AbortError, CallFailed, asyncio.CancelledError):
                             raise
                         except Exception as exc:
@@ -569,7 +573,8 @@ class Server(_rules.ServerRules):
             return await behavior(request, ctx)
         if isinstance(request, collections.abc.AsyncIterator):
             request = _SyncRequestIterator(ctx, self._loop)
-        result = await self._loop.run_in_executor(self._thread_pool, behavior, request, ctx)
+        result = await self._loop.run_in_executor(self._thread_pool, contextvars.copy_context().run, behavior,
+                                                  request, ctx)
         if inspect.isawaitable(result):
             result = await result
         return result

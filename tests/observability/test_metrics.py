@@ -429,10 +429,7 @@ def test_hedged_call():
     assert_a96(reader, base, hedges=1, delay=True)
 
 
-@pytest.mark.parametrize("mode", [
-    "goaway",
-    pytest.param("refuse", marks=pytest.mark.xfail(strict=True, reason=(
-        "the core replays a refused stream itself, below the call layer: grpcpy.stats hears of one attempt")))])
+@pytest.mark.parametrize("mode", ["goaway", "refuse"])
 def test_transparent_retry(mode):
     """tests/retry's h2 peer answers the first request with GOAWAY
     (last-stream-id 0), or refuses the first stream of a connection

@@ -478,3 +478,25 @@ def test_server_handler_runs_inside_handler_enter_and_exit():
     finally:
         server.stop(None)
     assert seen == ["/test.Ctx/Call"] * 3
+
+
+@pytest.mark.parametrize("messages", [False, True], ids=["call-as-user", "observed-attempt"])
+def test_a_refused_stream_sent_again_is_a_transparent_attempt(messages):
+    """The server refuses the first stream (REFUSED_STREAM) before
+    processing it, and the core sends the request again on the same
+    connection: the hook sees attempt 0 end UNAVAILABLE and a transparent
+    attempt 1 carry the call, each with its own figures."""
+    from ..retry.h2server import RefusingServer
+    server = RefusingServer("refuse")
+    hook = Recorder(messages=messages)
+    try:
+        with grpcpy.insecure_channel(server.target, options=[(stats.OPTION, hook)]) as channel:
+            assert channel.unary_unary("/retry.Flaky/Unary")(b"once", timeout=10) == b"ok:once"
+    finally:
+        server.close()
+    assert [(n, what) for n, _, what in server.log] == [(0, "refused"), (0, "served")]
+    ok, unavailable = grpcpy.StatusCode.OK, grpcpy.StatusCode.UNAVAILABLE
+    events = [e for e in hook.events if e[0] in ("attempt", "a_end", "c_end")]
+    assert events == [("attempt", 0, False, 0), ("a_end", 0, unavailable, 1, 4, 0, 0),
+                      ("attempt", 1, True, 0), ("a_end", 1, ok, 1, 4, 1, 7),
+                      ("c_end", ok, 2, 0, 1, 1, 1)]

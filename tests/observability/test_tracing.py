@@ -468,10 +468,7 @@ def test_one_trace_from_a_grpcpy_client_through_a_grpcpy_server_to_a_grpcio_serv
                                                onward_attempt.context.trace_flags)
 
 
-@pytest.mark.parametrize("facade", [
-    "sync", pytest.param("aio", marks=pytest.mark.xfail(strict=True, reason=(
-        "grpcpy.aio's server runs a plain-function handler with loop.run_in_executor, which does not "
-        "carry the task's context (where handler_enter attached the span) to the pool thread")))])
+@pytest.mark.parametrize("facade", ["sync", "aio"])
 def test_a_plain_function_handler_runs_in_the_server_span(otel, serve, facade):
     tracing = otel.tracing()
     target, service = serve(facade, tracing)
