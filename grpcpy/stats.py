@@ -82,7 +82,9 @@ class CallInfo:
                 handler is registered for it (a generic handler's method or
                 one not found is not registered: gRFC A66 reports those as
                 "other")
-    target      client: the channel's target as the application gave it;
+    target      client: the channel's target as a URI, the scheme added when
+                the application left it out ("localhost:50051" is
+                "dns:///localhost:50051", gRFC A66's canonical target);
                 server: None
     authority   client: the :authority sent; server: the one received
     peer        server: the client's address ("ipv4:127.0.0.1:5678"); client: None

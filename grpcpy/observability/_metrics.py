@@ -28,6 +28,7 @@ import threading
 import grpcpy
 from grpcpy import stats
 from grpcpy._channel.target import parse_target
+from grpcpy.observability._install import InstallableHook
 
 __all__ = ["OpenTelemetryPlugin", "LATENCY_BUCKETS", "SIZE_BUCKETS", "RETRY_METRICS"]
 
@@ -211,7 +212,7 @@ def _bounded(cache):
 _registering = threading.Lock()
 
 
-class OpenTelemetryPlugin(stats.Hook):
+class OpenTelemetryPlugin(InstallableHook):
     """OpenTelemetry metrics for the calls of channels and servers (gRFC
     A66; A96's retry metrics on request).
 
@@ -273,13 +274,6 @@ class OpenTelemetryPlugin(stats.Hook):
         self._clients = {}          # (method attribute, target attribute) -> _ClientCall
         self._servers = {}          # method attribute -> _ServerCall
 
-    @property
-    def hook(self):
-        """What the option ``("grpcpy.stats_hooks", plugin.hook)`` takes to
-        install the plugin on one channel or server: the plugin itself (it
-        is a grpcpy.stats.Hook, so the plugin can be given as well)."""
-        return self
-
     # -- grpcio-observability's API --------------------------------------------
 
     def register_global(self):
@@ -289,6 +283,7 @@ class OpenTelemetryPlugin(stats.Hook):
             if self in stats.global_hooks():
                 raise RuntimeError("this OpenTelemetryPlugin is registered already")
             stats.register_global(self)
+        return self
 
     def deregister_global(self):
         """Stop installing on new channels and servers (those made before
@@ -298,13 +293,6 @@ class OpenTelemetryPlugin(stats.Hook):
             if self not in stats.global_hooks():
                 raise RuntimeError("this OpenTelemetryPlugin is not registered")
             stats.deregister_global(self)
-
-    def __enter__(self):
-        self.register_global()
-        return self
-
-    def __exit__(self, exc_type, exc_val, exc_tb):
-        self.deregister_global()
 
     # -- the stats hook ----------------------------------------------------------
 

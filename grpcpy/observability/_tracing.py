@@ -43,13 +43,14 @@ from opentelemetry.trace import StatusCode as SpanStatusCode
 from grpcpy import stats
 from grpcpy._types import StatusCode
 from grpcpy._version import __version__
+from grpcpy.observability._install import InstallableHook
 
 __all__ = ["OpenTelemetryTracing"]
 
 SCOPE = "grpcpy"        # the instrumentation scope of grpcpy's spans
 
 
-class OpenTelemetryTracing(stats.Hook):
+class OpenTelemetryTracing(InstallableHook):
     """Traces every call of the channels and servers it is installed on.
 
     tracer_provider  where spans go (an opentelemetry TracerProvider); None:
@@ -88,23 +89,6 @@ class OpenTelemetryTracing(stats.Hook):
         """The propagator in use: the given one, else the global one as it
         is now (so an application may set it after making this object)."""
         return self._propagator or propagate.get_global_textmap()
-
-    def register_global(self):
-        """Trace the channels and servers made from now on."""
-        stats.register_global(self)
-
-    def deregister_global(self):
-        """Stop tracing the channels and servers made from now on (those made
-        before go on until they close)."""
-        stats.deregister_global(self)
-
-    def __enter__(self):
-        self.register_global()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.deregister_global()
-        return False
 
     def client_call(self, info):
         parent = otel_context.get_current()
