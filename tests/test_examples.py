@@ -201,3 +201,21 @@ def test_opentelemetry_metrics():
         "grpc.server.call.sent_total_compressed_message_size INVALID_ARGUMENT=1 OK=3 (38 bytes)",
         "grpc.server.call.started started=4",
     ]
+
+
+def test_observability():
+    lines = _run("observability.py")
+    assert [line for line in lines if line.startswith("lookup")] == ["lookup ada: found ada", "lookup nobody: NOT_FOUND"]
+    spans = [line.split() for line in lines if line.startswith("span")]
+    assert len(spans) == 6
+    for status in ("OK", "ERROR"):
+        trace = {name: dict(field.split("=") for field in fields) for _, name, *fields, s in spans if s == status}
+        # one trace per call: Sent (the client call) -> Attempt -> Recv (the server)
+        assert sorted(trace) == ["Attempt.demo.Users.Lookup", "Recv.demo.Users.Lookup", "Sent.demo.Users.Lookup"]
+        sent, attempt, recv = (trace[n + ".demo.Users.Lookup"] for n in ("Sent", "Attempt", "Recv"))
+        assert sent["trace"] == attempt["trace"] == recv["trace"]
+        assert (attempt["parent"], recv["parent"]) == (sent["id"], attempt["id"])
+    handled = sorted(line for line in lines if line.startswith("grpc_"))
+    labels = 'grpc_method="Lookup",grpc_service="demo.Users",grpc_type="unary"'
+    assert handled == sorted('grpc_%s_handled_total{grpc_code="%s",%s} 1.0' % (side, code, labels)
+                             for side in ("client", "server") for code in ("OK", "NotFound"))
