@@ -304,8 +304,7 @@ class CallAttempts:
                     return
             elif self._policy is not None and self._retry_or_not(number, details, ()):
                 if self._stats is not None:
-                    self._stats.attempt_end(number, details, ())
-                    self._stats.waiting()
+                    self._stats.retrying(number, details, ())
                 return
         self._finish_local(code, details)
 

@@ -49,7 +49,7 @@ import logging
 
 from grpcpy import _credentials, _types
 from grpcpy._rpc.attempts import UNSETTLED, CallAttempts
-from grpcpy._rpc.observe import ClientObserver, ObservedAttempt, kind_of
+from grpcpy._rpc.observe import ClientObserver, ObservedAttempt
 
 _LOGGER = logging.getLogger("grpcpy.call")
 StatusCode = _types.StatusCode
@@ -181,7 +181,7 @@ class ClientCall(CallAttempts):
         self._metadata = metadata
         hooks = channel._stats_hooks
         if hooks:
-            self._stats = ClientObserver.begin(self, hooks, kind_of(request is _NOTHING, self._response_streaming))
+            self._stats = ClientObserver.begin(self, hooks, request is _NOTHING)
         self._credentials = credentials
         if compression is None:
             self._compression = channel._options.compression
@@ -398,19 +398,18 @@ class ClientCall(CallAttempts):
         if done is not None:
             self._lb_done = None
             done(code, trailing)
-        stats = self._stats
-        if stats is not None and self._hedges is None:
-            stats.attempt_end(code, details, trailing)
         if self._ended:
             return
+        stats = self._stats
         if code and self._initial_metadata is None and not self._committed \
                 and self._retry_or_not(code, details, trailing):
             self._core_call.user = None
-            if stats is not None:
-                stats.waiting()
+            if stats is not None and self._hedges is None:
+                stats.retrying(code, details, trailing)
             return
         self._ended = True
         if stats is not None:
+            # (ends the attempt that carried the call too)
             stats.end(code, details if code else "", trailing)
         self._code = _status_from_number(code)
         # an OK status reports no details, whatever grpc-message came with

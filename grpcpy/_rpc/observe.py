@@ -34,12 +34,10 @@ _status_from_number = _types.status_from_number
 _REFUSED = _types.status_number(_types.StatusCode.UNAVAILABLE)
 _AttemptTotals = _stats.AttemptTotals
 _CallTotals = _stats.CallTotals
+# go-grpc-prometheus' names of the call types, by (request streaming,
+# response streaming)
 _KINDS = {(False, False): "unary", (True, False): "client_stream", (False, True): "server_stream",
           (True, True): "bidi_stream"}
-
-
-def kind_of(request_streaming, response_streaming):
-    return _KINDS[bool(request_streaming), bool(response_streaming)]
 
 
 class _Dead(_stats.AttemptStats, _stats.ClientCallStats, _stats.ServerCallStats):
@@ -197,7 +195,7 @@ class ClientObserver:
         self.ended = False
 
     @classmethod
-    def begin(cls, call, hook_list, kind):
+    def begin(cls, call, hook_list, request_streaming):
         """The observer of a new call, or None when no hook wants it."""
         channel = call._channel
         start = _clock()
@@ -207,7 +205,8 @@ class ClientObserver:
             method = method.decode("utf-8", "replace")
         info = _stats.CallInfo(method, method in channel._registered_methods, channel._target_text,
                                channel._authority, None, call._metadata,
-                               None if deadline is None else max(0.0, deadline - call._now()), start, False, kind)
+                               None if deadline is None else max(0.0, deadline - call._now()), start, False,
+                               _KINDS[request_streaming, call._response_streaming])
         wanted, messages = _begin(hook_list, False, info)
         if not wanted:
             return None
@@ -254,11 +253,14 @@ class ClientObserver:
         record.peer = conn.peer
         return record
 
-    def attempt_end(self, code, details, trailing):
-        """The current attempt ended (or the call, while it ran)."""
+    def retrying(self, code, details, trailing):
+        """The current attempt ended with `code` (or its pick failed) and
+        another will follow, after a backoff or at once."""
+        now = _clock()
         record = self.current
         if record.open:
-            record.end(code, details, trailing)
+            record.end(code, details, trailing, now)
+        self.waiting_since = now
 
     def replayed(self, core_call, record=None):
         """The server refused the stream of `record` (the current attempt
@@ -275,11 +277,6 @@ class ClientObserver:
         replay.core_call = core_call
         replay.peer = record.peer
         return replay
-
-    def waiting(self):
-        """No attempt runs and another will follow (a retry's backoff; a
-        pick that failed and is tried again: that attempt ends here)."""
-        self.waiting_since = _clock()
 
     def end(self, code, details, trailing):
         """The call ended: attempts still open end with its status, then the
@@ -330,7 +327,7 @@ class ServerObserver:
         (`handler`: the method's handler when it has one)."""
         start = _clock()
         method = call.method
-        kind = None if handler is None else kind_of(handler.request_streaming, handler.response_streaming)
+        kind = None if handler is None else _KINDS[handler.request_streaming, handler.response_streaming]
         deadline = call.deadline
         info = _stats.CallInfo(method, method in server._registered_names, None, None, conn.peer, None,
                                None if deadline == _INF else max(0.0, deadline - _monotonic()), start, True, kind,
