@@ -28,9 +28,11 @@ server whose generic handler accepts any name counts the calls to further
 methods as "other" too). On a channel the method names are the
 application's own.
 
-Messages are counted as they go (live, for long streams), through the
-per-message events of grpcpy.stats; a client message a retry sends again
-is counted again (it was sent again). The work per event is one short
+Messages of streaming calls are counted as they go (live, for long
+streams), through the per-message events of grpcpy.stats (a client message
+a retry sends again is counted again: it was sent again); a unary call's
+are counted from its totals when it ends (those of the attempt that carried
+it), which spares two events per call. The work per event is one short
 locked update of the method's series, found once per call; the figures
 become metric families only when scraped (a collector), as updating
 prometheus_client's own Counter and Histogram objects would cost several
@@ -101,6 +103,9 @@ class _Series:
 
     def __init__(self, labels, bounds):
         self.labels = labels
+        # live message counts for streams (a message event each); a unary
+        # call's one message each way is counted from its totals at the end
+        self.messages = labels[0] != "unary"
         self._bounds = bounds
         self._lock = threading.Lock()
         self.started = self.received = self.sent = 0
@@ -126,6 +131,9 @@ class _Series:
         bucket = bisect.bisect_left(self._bounds, duration)     # the first bound >= duration ("le")
         code = CODE_LABELS[code]
         with self._lock:
+            if not self.messages:
+                self.received += totals.received_messages
+                self.sent += totals.sent_messages
             self.handled[code] = self.handled.get(code, 0) + 1
             self.buckets[bucket] += 1
             self.seconds += duration

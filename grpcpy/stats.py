@@ -238,7 +238,9 @@ class ServerCallStats:
 class Hook:
     """A stats hook: override client_call and/or server_call. `messages`
     True asks for the per-message events (they cost a Python call per
-    message; totals at the end come without them)."""
+    message; totals at the end come without them). The object returned
+    for one call may say otherwise for its call with its own `messages`
+    attribute (say, live counts for streams, totals for unary calls)."""
 
     messages = False
 

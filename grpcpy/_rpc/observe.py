@@ -89,7 +89,7 @@ def _begin(hook_list, server, info):
             continue
         if per_call is not None:
             wanted.append(per_call)
-            if hook.messages:
+            if getattr(per_call, "messages", hook.messages):     # (the call's own choice first)
                 messages = True
     return wanted, messages
 
