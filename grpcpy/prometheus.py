@@ -28,15 +28,14 @@ server whose generic handler accepts any name counts the calls to further
 methods as "other" too). On a channel the method names are the
 application's own.
 
-Messages of streaming calls are counted as they go (live, for long
-streams), through the per-message events of grpcpy.stats (a client message
-a retry sends again is counted again: it was sent again); a unary call's
-are counted from its totals when it ends (those of the attempt that carried
-it), which spares two events per call. The work per event is one short
-locked update of the method's series, found once per call; the figures
-become metric families only when scraped (a collector), as updating
-prometheus_client's own Counter and Histogram objects would cost several
-times more per call.
+Messages are counted without an event per message: a running call's are
+read from the core's counters when /metrics is scraped (CallInfo.figures(),
+so long streams show live), a finished call's come with its totals. The
+work per call is one short locked update of its method's series when it
+starts and one when it ends, the series found in one dict lookup; the
+figures become metric families only when scraped (a collector), as
+updating prometheus_client's own Counter and Histogram objects would cost
+several times more per call.
 
 prometheus-client is used because it is Prometheus' own Python client: its
 registry, exposition format and HTTP server are what scrapers expect, and
@@ -96,82 +95,92 @@ def split_method(method):
 
 
 class _Series:
-    """The figures of one (type, service, method) of one side, and what a
-    call's events do to them: an event is one short locked update and a
-    call allocates nothing (the series is the server call's stats object,
-    shared by its calls). The lock keeps counts exact across threads."""
+    """The figures of one (type, service, method) of one side. A call is a
+    _Call, kept in `live` while it runs: its messages are read from the
+    core's counters when scraped (CallInfo.figures(): live counts for long
+    streams, no event per message), and its totals are added here when it
+    ends. One short locked update at the start and at the end of a call;
+    the lock keeps counts exact across threads."""
 
     def __init__(self, labels, bounds):
         self.labels = labels
-        # live message counts for streams (a message event each); a unary
-        # call's one message each way is counted from its totals at the end
-        self.messages = labels[0] != "unary"
         self._bounds = bounds
         self._lock = threading.Lock()
         self.started = self.received = self.sent = 0
         self.handled = {}                               # grpc_code label -> calls
         self.buckets = [0] * (len(bounds) + 1)          # per bucket, not cumulative; the last is +Inf
         self.seconds = 0.0
+        self.live = set()
 
-    def start(self):
+    def start(self, info, call_class):
+        call = call_class(self, info)
         with self._lock:
             self.started += 1
-        return self
+            self.live.add(call)
+        return call
 
-    def message_in(self, size, wire_size):
-        with self._lock:
-            self.received += 1
-
-    def message_out(self, size, wire_size):
-        with self._lock:
-            self.sent += 1
-
-    def end(self, code, details, trailing, totals):
+    def finish(self, call, code, totals):
         duration = totals.duration
         bucket = bisect.bisect_left(self._bounds, duration)     # the first bound >= duration ("le")
         code = CODE_LABELS[code]
         with self._lock:
-            if not self.messages:
-                self.received += totals.received_messages
-                self.sent += totals.sent_messages
+            self.live.discard(call)
+            # (never less than a scrape saw of it while it ran: a counter
+            # does not go back, even when a retry started the count again)
+            self.received += max(totals.received_messages, call.received)
+            self.sent += max(totals.sent_messages, call.sent)
             self.handled[code] = self.handled.get(code, 0) + 1
             self.buckets[bucket] += 1
             self.seconds += duration
 
     def snapshot(self):
         with self._lock:
-            return self.started, self.received, self.sent, dict(self.handled), list(self.buckets), self.seconds
+            received, sent = self.received, self.sent
+            for call in self.live:
+                received += call.seen_received()
+                sent += call.sent
+            return self.started, received, sent, dict(self.handled), list(self.buckets), self.seconds
 
 
-class _ServerSeries(_Series, stats.ServerCallStats):
-    pass
+class _Call:
+    """One call of a series (what the hook returns for it)."""
+
+    __slots__ = ("series", "info", "sent", "received")
+    messages = False
+
+    def __init__(self, series, info):
+        self.series = series
+        self.info = info
+        self.sent = self.received = 0       # the most a scrape saw
+
+    def seen_received(self):
+        """Messages so far (and sent ones into self.sent), as a scrape sees them."""
+        sent, _, received, _ = self.info.figures()
+        if sent > self.sent:
+            self.sent = sent
+        if received > self.received:
+            self.received = received
+        return self.received
+
+    def end(self, code, details, trailing, totals):
+        self.series.finish(self, code, totals)
 
 
-class _ClientAttempts(stats.AttemptStats):
-    """A client series' attempts: their messages count for the call's labels."""
-
-    def __init__(self, series):
-        self.message_in = series.message_in
-        self.message_out = series.message_out
+class _ServerCall(_Call, stats.ServerCallStats):
+    __slots__ = ()
 
 
-class _ClientSeries(_Series, stats.ClientCallStats):
-
-    def __init__(self, labels, bounds):
-        _Series.__init__(self, labels, bounds)
-        self._attempts = _ClientAttempts(self)
-
-    def attempt(self, number, transparent, previous, metadata):
-        return self._attempts
+class _ClientCall(_Call, stats.ClientCallStats):
+    __slots__ = ()
 
 
 class _Side:
     """One side's series by method, exposed as its five metric families
     (a prometheus_client collector: the figures are read at scrape time)."""
 
-    def __init__(self, side, series_class, bounds):
+    def __init__(self, side, call_class, bounds):
         self.series = {}
-        self.series_class = series_class
+        self.call_class = call_class
         self.bounds = bounds
         self._prefix = "grpc_%s_" % side
         self._where = "on the server" if side == "server" else "by the client"
@@ -217,8 +226,6 @@ class Metrics(InstallableHook):
     (the same, for the `with` block), or on one channel or server with the
     option ``("grpcpy.stats_hooks", metrics)``."""
 
-    messages = True
-
     def __init__(self, registry=None, buckets=DEFAULT_BUCKETS, server=True, client=True, max_methods=1000):
         if registry is None:
             registry = prometheus_client.REGISTRY
@@ -228,8 +235,8 @@ class Metrics(InstallableHook):
             raise ValueError("buckets: a sequence of numbers is expected, got %r" % (buckets,)) from None
         if not isinstance(max_methods, int) or max_methods < 0:
             raise ValueError("max_methods: a number of methods (0 or more) is expected, got %r" % (max_methods,))
-        self._server = _Side("server", _ServerSeries, bounds) if server else None
-        self._client = _Side("client", _ClientSeries, bounds) if client else None
+        self._server = _Side("server", _ServerCall, bounds) if server else None
+        self._client = _Side("client", _ClientCall, bounds) if client else None
         self.max_methods = max_methods
         for side in (self._server, self._client):
             if side is not None:
@@ -240,13 +247,13 @@ class Metrics(InstallableHook):
         if side is None:
             return None
         # a method is named when the server has a handler for it
-        return self._series(side, info, info.registered or info.kind is not None).start()
+        return self._series(side, info, info.registered or info.kind is not None).start(info, side.call_class)
 
     def client_call(self, info):
         side = self._client
         if side is None:
             return None
-        return self._series(side, info, True).start()
+        return self._series(side, info, True).start(info, side.call_class)
 
     def _series(self, side, info, named):
         """The series of a call's method (`named` False: of "other"); made on
@@ -258,8 +265,7 @@ class Metrics(InstallableHook):
                 return self._series(side, info, False)
             service, method = split_method(info.method) if named else (OTHER, OTHER)
             # setdefault: of two threads making the same series, both get the one kept
-            series = side.series.setdefault(key, side.series_class((info.kind or UNKNOWN, service, method),
-                                                                   side.bounds))
+            series = side.series.setdefault(key, _Series((info.kind or UNKNOWN, service, method), side.bounds))
         return series
 
 

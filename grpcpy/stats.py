@@ -33,6 +33,9 @@ What a hook sees, per call:
       ServerCallStats.message_out(size, wire_size)    [Hook.messages only]
       ServerCallStats.end(code, details, trailing, CallTotals)
 
+CallInfo.figures() reads a running call's messages and bytes so far from
+the core's counters: live figures of long streams without message events.
+
 `code` is a grpcpy.StatusCode. Sizes: `size` is the serialized message's
 length, `wire_size` its length as sent (compressed when it was; the 5-byte
 message prefix and HTTP/2 framing are not counted), as gRFC A66 counts.
@@ -99,7 +102,7 @@ class CallInfo:
     """
 
     __slots__ = ("method", "registered", "target", "_authority", "peer", "_metadata", "deadline", "start",
-                 "server", "kind", "_core_call")
+                 "server", "kind", "_core_call", "_live")
 
     def __init__(self, method, registered, target, authority, peer, metadata, deadline, start, server, kind,
                  core_call=None):
@@ -116,6 +119,20 @@ class CallInfo:
         # a server call's metadata and authority are decoded only when a
         # hook asks for them (most count calls and never look)
         self._core_call = core_call
+        self._live = None           # a client call's observer (figures())
+
+    def figures(self):
+        """(sent messages, sent bytes, received messages, received bytes)
+        of the call so far (a client call's: its current attempt's), read
+        from the core's counters: live figures of a long stream without a
+        message event each. Call it while the call runs (after its end the
+        end's totals are the figures)."""
+        core_call = self._core_call
+        if core_call is None and self._live is not None:
+            core_call = self._live.current.core_call
+        if core_call is None:
+            return (0, 0, 0, 0)
+        return core_call.sent_messages, core_call.sent_bytes, core_call.received_messages, core_call.received_bytes
 
     @property
     def metadata(self):

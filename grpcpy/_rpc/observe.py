@@ -210,7 +210,7 @@ class ClientObserver:
         wanted, messages = _begin(hook_list, False, info)
         if not wanted:
             return None
-        observer = cls(wanted, messages, start)
+        observer = info._live = cls(wanted, messages, start)
         observer.metadata = call._metadata
         observer.open_attempt(call._metadata, False, 0, start)     # the first starts with the call
         return observer

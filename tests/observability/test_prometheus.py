@@ -328,3 +328,55 @@ def test_without_prometheus_client_the_import_says_what_to_install():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "pip install grpcpy[prometheus]" in done.stdout
+
+
+def test_a_running_stream_is_counted_live(registry, http):
+    """A bidi stream still open: a scrape shows the messages it has sent
+    and received so far on both sides (read from the calls' counters when
+    scraped, no event per message), and the end keeps them."""
+    metrics = grpcpy.prometheus.Metrics(registry=registry)
+    options = [("grpcpy.stats_hooks", metrics)]
+
+    def echo(requests, context):
+        for request in requests:
+            yield request
+    server = grpcpy.server(futures.ThreadPoolExecutor(4), options=options)
+    server.add_generic_rpc_handlers((grpcpy.method_handlers_generic_handler(
+        "live.Chat", {"Talk": grpcpy.stream_stream_rpc_method_handler(echo)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    labels = dict(grpc_type="bidi_stream", grpc_service="live.Chat", grpc_method="Talk")
+    outgoing = []
+    more = threading.Condition()
+
+    def requests():
+        for i in range(10):
+            with more:
+                assert more.wait_for(lambda: len(outgoing) > i, timeout=30)
+            yield outgoing[i]
+    try:
+        with grpcpy.insecure_channel("127.0.0.1:%d" % port, options=options) as channel:
+            replies = channel.stream_stream("/live.Chat/Talk")(requests(), timeout=30)
+            for i in range(5):
+                with more:
+                    outgoing.append(b"m%d" % i)
+                    more.notify_all()
+                assert next(replies) == b"m%d" % i
+            samples = scrape(http.port)
+            # the client has sent and received 5; the server received 5 and
+            # sent 5 (its reply reached the client before the scrape)
+            for name in ("grpc_client_msg_sent_total", "grpc_client_msg_received_total",
+                         "grpc_server_msg_received_total", "grpc_server_msg_sent_total"):
+                assert value(samples, name, **labels) == 5, name
+            assert value(samples, "grpc_client_handled_total", grpc_code="OK", **labels) == 0
+            for i in range(5, 10):
+                with more:
+                    outgoing.append(b"m%d" % i)
+                    more.notify_all()
+            assert list(replies) == [b"m%d" % i for i in range(5, 10)]
+        samples = scrape_when(http.port, "server", 1)
+        for name in ("grpc_client_msg_sent_total", "grpc_client_msg_received_total",
+                     "grpc_server_msg_received_total", "grpc_server_msg_sent_total"):
+            assert value(samples, name, **labels) == 10, name
+    finally:
+        server.stop(None)
