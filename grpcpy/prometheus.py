@@ -82,6 +82,8 @@ def _go_name(code):
 
 
 CODE_LABELS = {code: _go_name(code) for code in StatusCode}
+# by the code's name (a str key hashes in C; StatusCode's own hash is Python)
+_GO_NAMES = {code._name_: label for code, label in CODE_LABELS.items()}
 
 
 def split_method(method):
@@ -122,7 +124,7 @@ class _Series:
     def finish(self, call, code, totals):
         duration = totals.duration
         bucket = bisect.bisect_left(self._bounds, duration)     # the first bound >= duration ("le")
-        code = CODE_LABELS[code]
+        code = _GO_NAMES[code._name_]
         with self._lock:
             self.live.discard(call)
             # (never less than a scrape saw of it while it ran: a counter

@@ -129,7 +129,7 @@ class CallInfo:
         end's totals are the figures)."""
         core_call = self._core_call
         if core_call is None and self._live is not None:
-            core_call = self._live.current.core_call
+            core_call = self._live.core_call()
         if core_call is None:
             return (0, 0, 0, 0)
         return core_call.sent_messages, core_call.sent_bytes, core_call.received_messages, core_call.received_bytes

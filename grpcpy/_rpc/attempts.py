@@ -351,7 +351,7 @@ class CallAttempts:
             record = stats.claim(conn, self._metadata, self._transparent_next, previous,
                                  hedges is not None and bool(hedges))
             self._transparent_next = False
-            if record.metadata:
+            if record is not None and record.metadata:
                 metadata = tuple(metadata or ()) + record.metadata
         if hedges is not None:
             user = Hedge(self)

@@ -336,7 +336,7 @@ class ClientCall(CallAttempts):
         else:
             now = self._now()
             timeout = max(0.0, deadline - now)
-        if self._stats is not None:
+        if self._stats is not None and self._stats.attempts:
             self._start_again(conn)     # an attempt the stats hooks watch
             return
         core = conn.core

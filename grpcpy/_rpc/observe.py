@@ -78,7 +78,7 @@ def _overrides(obj, base, names):
 
 def _begin(hook_list, server, info):
     """The per-call objects of the hooks that want this call, and whether
-    one of those hooks wants message events."""
+    one of them wants message events."""
     wanted = []
     messages = False
     for hook in hook_list:
@@ -92,6 +92,13 @@ def _begin(hook_list, server, info):
             if getattr(per_call, "messages", hook.messages):     # (the call's own choice first)
                 messages = True
     return wanted, messages
+
+
+def _wants_attempts(calls):
+    for one in calls:
+        if "attempt" in _overrides(one, _stats.ClientCallStats, ("attempt",)):
+            return True
+    return False
 
 
 # -- client --------------------------------------------------------------------------------
@@ -179,14 +186,21 @@ class ClientObserver:
     """The hooks' view of one client call."""
 
     __slots__ = ("calls", "messages", "start", "records", "current", "transparent", "retries", "hedges",
-                 "delay", "waiting_since", "ended", "metadata")
+                 "delay", "waiting_since", "ended", "metadata", "attempts", "call", "fresh", "number")
 
-    def __init__(self, calls, messages, start):
+    def __init__(self, calls, messages, start, call):
         self.calls = calls              # ClientCallStats of the hooks
         self.messages = messages
         self.start = start
+        self.call = call                # (until the end: CallInfo.figures() reads its core call)
+        # attempts are recorded (AttemptRecord) when a hook wants them or
+        # their messages; else only counted, and the first attempt starts
+        # on the call layer's everyday path
+        self.attempts = messages or _wants_attempts(calls)
         self.records = []               # every attempt, oldest first
         self.current = None             # the attempt the call's events are about
+        self.number = 1                 # attempts so far (counted when not recorded)
+        self.fresh = True               # (not recorded) the first attempt has not started or ended
         self.transparent = 0
         self.retries = 0
         self.hedges = 0
@@ -210,10 +224,26 @@ class ClientObserver:
         wanted, messages = _begin(hook_list, False, info)
         if not wanted:
             return None
-        observer = info._live = cls(wanted, messages, start)
+        observer = info._live = cls(wanted, messages, start, call)
         observer.metadata = call._metadata
-        observer.open_attempt(call._metadata, False, 0, start)     # the first starts with the call
+        if observer.attempts:
+            observer.open_attempt(call._metadata, False, 0, start)     # the first starts with the call
         return observer
+
+    def core_call(self):
+        """The core call of the current attempt (None before one started)."""
+        if self.attempts:
+            return self.current.core_call
+        call = self.call
+        return None if call is None else call._core_call
+
+    def _count(self, transparent, previous, hedge):
+        if transparent:
+            self.transparent += 1
+        elif hedge:
+            self.hedges += 1
+        elif previous:
+            self.retries += 1
 
     def open_attempt(self, metadata, transparent, previous, start=None, hedge=False):
         """A new attempt (its record becomes the current one)."""
@@ -223,12 +253,7 @@ class ClientObserver:
             self.waiting_since = None
         number = len(self.records)
         if number:
-            if transparent:
-                self.transparent += 1
-            elif hedge:
-                self.hedges += 1
-            elif previous:
-                self.retries += 1
+            self._count(transparent, previous, hedge)
         stats = []
         calls = self.calls
         for one in calls:
@@ -246,7 +271,18 @@ class ClientObserver:
 
     def claim(self, conn, metadata, transparent, previous, hedge):
         """The record of the attempt starting on `conn` (the caller sets its
-        core call): the first one (open since the call began) or a new one."""
+        core call): the first one (open since the call began) or a new one;
+        None when attempts are only counted."""
+        if not self.attempts:
+            if self.fresh:
+                self.fresh = False
+            else:
+                self._count(transparent, previous, hedge)
+                self.number += 1
+                if self.waiting_since is not None:
+                    self.delay += _clock() - self.waiting_since
+                    self.waiting_since = None
+            return None
         record = self.current
         if not record.open or record.core_call is not None:
             record = self.open_attempt(metadata, transparent, previous, hedge=hedge)
@@ -258,9 +294,10 @@ class ClientObserver:
         another will follow, after a backoff or at once."""
         now = _clock()
         record = self.current
-        if record.open:
+        if record is not None and record.open:
             record.end(code, details, trailing, now)
         self.waiting_since = now
+        self.fresh = False
 
     def replayed(self, core_call, record=None):
         """The server refused the stream of `record` (the current attempt
@@ -268,6 +305,10 @@ class ClientObserver:
         same connection: that attempt ended UNAVAILABLE, and a transparent
         one began on the same core call (which sends again what the
         refused stream carried: the figures of both are the core call's)."""
+        if not self.attempts:
+            self.transparent += 1
+            self.number += 1
+            return None
         if record is None:
             record = self.current
         if not record.open:
@@ -285,18 +326,23 @@ class ClientObserver:
             return
         self.ended = True
         now = _clock()
-        for record in self.records:
-            if record.open:
-                record.end(code, details, trailing, now)
-        last = self.current
-        core_call = last.core_call
+        call, self.call = self.call, None
+        if self.attempts:
+            for record in self.records:
+                if record.open:
+                    record.end(code, details, trailing, now)
+            last = self.current
+            core_call, peer, attempts = last.core_call, last.peer, len(self.records)
+        else:
+            core_call, attempts = call._core_call, self.number
+            peer = None if core_call is None else call._conn.peer
         if core_call is None:
-            totals = _CallTotals(now - self.start, 0, 0, 0, 0, None, len(self.records), self.retries,
+            totals = _CallTotals(now - self.start, 0, 0, 0, 0, None, attempts, self.retries,
                                  self.transparent, self.hedges, self.delay)
         else:
             totals = _CallTotals(now - self.start, core_call.sent_messages, core_call.sent_bytes,
-                                 core_call.received_messages, core_call.received_bytes, last.peer,
-                                 len(self.records), self.retries, self.transparent, self.hedges, self.delay)
+                                 core_call.received_messages, core_call.received_bytes, peer,
+                                 attempts, self.retries, self.transparent, self.hedges, self.delay)
         _tell(self.calls, "end", _status_from_number(code), details, trailing, totals)
 
 

@@ -79,11 +79,12 @@ class _Attrs:
         self._by_code = {}
 
     def with_status(self, code):
-        attrs = self._by_code.get(code)
+        # (keyed by the code's name: a str hashes in C, StatusCode in Python)
+        attrs = self._by_code.get(code._name_)
         if attrs is None:
             attrs = dict(self.base)
-            attrs[STATUS] = code.name if isinstance(code, grpcpy.StatusCode) else str(code)
-            self._by_code[code] = attrs
+            attrs[STATUS] = code._name_
+            self._by_code[code._name_] = attrs
         return attrs
 
     def record_end(self, instruments, code, totals):

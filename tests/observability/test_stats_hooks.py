@@ -500,3 +500,61 @@ def test_a_refused_stream_sent_again_is_a_transparent_attempt(messages):
     assert events == [("attempt", 0, False, 0), ("a_end", 0, unavailable, 1, 4, 0, 0),
                       ("attempt", 1, True, 0), ("a_end", 1, ok, 1, 4, 1, 7),
                       ("c_end", ok, 2, 0, 1, 1, 1)]
+
+
+class CallsOnly(stats.Hook):
+    """A hook that wants calls, not attempts: the call layer then only
+    counts the attempts (the first goes the everyday way)."""
+
+    def __init__(self):
+        self.ends = []
+
+    def client_call(self, info):
+        hook = self
+
+        class Call(stats.ClientCallStats):
+            def end(self, code, details, trailing, totals):
+                hook.ends.append((code, totals.attempts, totals.retries, totals.transparent_retries,
+                                  totals.hedges, totals.sent_messages, totals.received_messages))
+        return Call()
+
+
+def test_attempts_are_counted_for_hooks_that_want_only_calls(grpcio_server):
+    """Retries (a retryPolicy), hedges, a transparent retry after GOAWAY and
+    a refused stream the core sent again: the call's totals count them the
+    same whether a hook records attempts or not."""
+    from ..retry.h2server import RefusingServer
+    failures = {"left": 2}
+
+    class FailTwice(grpcio.GenericRpcHandler):
+        def service(self, details):
+            if details.method != "/test.Retry/Call":
+                return None
+
+            def handle(request, context):
+                if failures["left"]:
+                    failures["left"] -= 1
+                    context.abort(grpcio.StatusCode.UNAVAILABLE, "try again")
+                return request
+            return grpcio.unary_unary_rpc_method_handler(handle)
+    grpcio_server.server.add_generic_rpc_handlers((FailTwice(),))
+    config = {"methodConfig": [{"name": [{"service": "test.Retry"}], "retryPolicy": {
+        "maxAttempts": 5, "initialBackoff": "0.01s", "maxBackoff": "0.05s", "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"]}}]}
+    ok = grpcpy.StatusCode.OK
+    both = [CallsOnly(), Recorder(messages=False)]
+    options = [(stats.OPTION, both), ("grpc.service_config", json.dumps(config))]
+    with grpcpy.insecure_channel("127.0.0.1:%d" % grpcio_server.port, options=options) as channel:
+        assert channel.unary_unary("/test.Retry/Call")(b"q", timeout=10) == b"q"
+        assert channel.unary_unary("/%s/Unary" % SERVICE)(b"plain", timeout=10) == b"plain"
+    assert both[0].ends == [(ok, 3, 2, 0, 0, 1, 1), (ok, 1, 0, 0, 0, 1, 1)]
+    assert [e[:5] for e in both[1].events if e[0] == "c_end"] == [("c_end", ok, 3, 2, 0), ("c_end", ok, 1, 0, 0)]
+    for mode in ("goaway", "refuse"):
+        server = RefusingServer(mode)
+        hook = CallsOnly()
+        try:
+            with grpcpy.insecure_channel(server.target, options=[(stats.OPTION, hook)]) as channel:
+                assert channel.unary_unary("/retry.Flaky/Unary")(b"once", timeout=10) == b"ok:once"
+        finally:
+            server.close()
+        assert hook.ends == [(ok, 2, 0, 1, 0, 1, 1)], mode
