@@ -6,7 +6,7 @@ per-call path of grpcpy.aio (bench.py's end-to-end figures add the kernel's
 loopback cost, which dwarfs and blurs it on a small machine).
 
     python perf/facade_bench.py [--calls N] [--rounds R] [--asyncio] [--profile]
-                                [--stats declines|noop|otel|prometheus]
+                                [--stats declines|calls|noop|otel|prometheus]
 
 --stats installs grpcpy.stats hooks on the channel and the server: `noop`
 hooks that want every call and do nothing (the wiring's own cost), or the
@@ -143,7 +143,7 @@ def main():
     parser.add_argument("--asyncio", action="store_true", help="plain asyncio instead of uvloop")
     parser.add_argument("--profile", action="store_true", help="cProfile the timed calls")
     parser.add_argument("--lb-policy", help="the channel's grpc.lb_policy_name (default: pick_first)")
-    parser.add_argument("--stats", choices=["declines", "noop", "otel", "prometheus"], help="grpcpy.stats hooks to install")
+    parser.add_argument("--stats", choices=["declines", "calls", "noop", "otel", "prometheus"], help="grpcpy.stats hooks to install")
     args = parser.parse_args()
     import grpcpy.aio
     results = grpcpy.aio.run(run(args.calls, args.rounds, args.profile, args.lb_policy, args.stats),

@@ -3,6 +3,8 @@ bench.py's *-otel and *-prom rows): channel and server options that install
 grpcpy.stats hooks.
 
   declines    hooks that are asked about every call and want none
+  calls       hooks that want every call (not its attempts) and do nothing
+              at its end
   noop        hooks that want every call and attempt and do nothing: what
               the call layer's wiring itself costs
   otel        grpcpy.observability.OpenTelemetryPlugin with the SDK's
@@ -52,6 +54,23 @@ def _prometheus():
     return grpcpy.prometheus.Metrics(registry=prometheus_client.CollectorRegistry()).hook
 
 
+def _calls():
+    from grpcpy import stats
+
+    class Call(stats.ClientCallStats, stats.ServerCallStats):
+        def end(self, code, details, trailing, totals):
+            pass
+    shared = Call()
+
+    class Hook(stats.Hook):
+        def client_call(self, info):
+            return shared
+
+        def server_call(self, info):
+            return shared
+    return Hook()
+
+
 def _declines():
     from grpcpy import stats
 
@@ -60,4 +79,4 @@ def _declines():
     return Hook()
 
 
-_HOOKS = {"declines": _declines, "noop": _noop, "otel": _otel, "prometheus": _prometheus}
+_HOOKS = {"calls": _calls, "declines": _declines, "noop": _noop, "otel": _otel, "prometheus": _prometheus}
