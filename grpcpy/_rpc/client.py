@@ -180,8 +180,9 @@ class ClientCall(CallAttempts):
             check_metadata(metadata)
         self._metadata = metadata
         hooks = channel._stats_hooks
-        if hooks:
-            self._stats = ClientObserver.begin(self, hooks, request is _NOTHING)
+        # (an instance attribute, even when None: the checks of every event
+        # then read it the fast way, not through the class)
+        self._stats = None if not hooks else ClientObserver.begin(self, hooks, request is _NOTHING)
         self._credentials = credentials
         if compression is None:
             self._compression = channel._options.compression

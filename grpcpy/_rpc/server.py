@@ -116,6 +116,7 @@ class CallContext(PeerInfo):
         self._handler = handler
         self._messages = collections.deque()
         self._half_closed = call.half_closed
+        self._stats = None      # (see ClientCall.__init__: read the fast way)
 
     # -- facade hooks ----------------------------------------------------------------
 
