@@ -97,92 +97,71 @@ def split_method(method):
 
 
 class _Series:
-    """The figures of one (type, service, method) of one side. A call is a
-    _Call, kept in `live` while it runs: its messages are read from the
-    core's counters when scraped (CallInfo.figures(): live counts for long
-    streams, no event per message), and its totals are added here when it
-    ends. One short locked update at the start and at the end of a call;
-    the lock keeps counts exact across threads."""
+    """The figures of one (type, service, method) of one side: a
+    grpcpy.stats.Tally series. A running call is kept in `live`: its
+    messages are read from the core's counters when scraped (live counts
+    for long streams, no event per message); its final figures are added
+    here when it ends. One short locked update when a call starts and one
+    when it ends; the lock keeps counts exact across threads."""
 
     def __init__(self, labels, bounds):
         self.labels = labels
         self._bounds = bounds
         self._lock = threading.Lock()
-        self.started = self.received = self.sent = 0
+        self.started_calls = self.received = self.sent = 0
         self.handled = {}                               # grpc_code label -> calls
         self.buckets = [0] * (len(bounds) + 1)          # per bucket, not cumulative; the last is +Inf
         self.seconds = 0.0
-        self.live = set()
+        self.live = {}                                  # running call -> [sent, received] a scrape saw
 
-    def start(self, info, call_class):
-        call = call_class(self, info)
+    def started(self, call):
         with self._lock:
-            self.started += 1
-            self.live.add(call)
-        return call
+            self.started_calls += 1
+            self.live[call] = [0, 0]
 
-    def finish(self, call, code, totals):
-        duration = totals.duration
+    def ended(self, call, code, duration):
         bucket = bisect.bisect_left(self._bounds, duration)     # the first bound >= duration ("le")
         code = _GO_NAMES[code._name_]
+        sent, _, received, _ = call.figures()
         with self._lock:
-            self.live.discard(call)
-            # (never less than a scrape saw of it while it ran: a counter
-            # does not go back, even when a retry started the count again)
-            self.received += max(totals.received_messages, call.received)
-            self.sent += max(totals.sent_messages, call.sent)
+            seen = self.live.pop(call, None)
+            if seen is not None:
+                # (never less than a scrape saw of it while it ran: a
+                # counter does not go back, even when a retry started the
+                # count again)
+                if seen[0] > sent:
+                    sent = seen[0]
+                if seen[1] > received:
+                    received = seen[1]
+            self.received += received
+            self.sent += sent
             self.handled[code] = self.handled.get(code, 0) + 1
             self.buckets[bucket] += 1
             self.seconds += duration
 
     def snapshot(self):
         with self._lock:
-            received, sent = self.received, self.sent
-            for call in self.live:
-                received += call.seen_received()
-                sent += call.sent
-            return self.started, received, sent, dict(self.handled), list(self.buckets), self.seconds
-
-
-class _Call:
-    """One call of a series (what the hook returns for it)."""
-
-    __slots__ = ("series", "info", "sent", "received")
-    messages = False
-
-    def __init__(self, series, info):
-        self.series = series
-        self.info = info
-        self.sent = self.received = 0       # the most a scrape saw
-
-    def seen_received(self):
-        """Messages so far (and sent ones into self.sent), as a scrape sees them."""
-        sent, _, received, _ = self.info.figures()
-        if sent > self.sent:
-            self.sent = sent
-        if received > self.received:
-            self.received = received
-        return self.received
-
-    def end(self, code, details, trailing, totals):
-        self.series.finish(self, code, totals)
-
-
-class _ServerCall(_Call, stats.ServerCallStats):
-    __slots__ = ()
-
-
-class _ClientCall(_Call, stats.ClientCallStats):
-    __slots__ = ()
+            live = list(self.live.items())
+        received = sent = 0
+        for call, seen in live:
+            now_sent, _, now_received, _ = call.figures()
+            if now_sent > seen[0]:
+                seen[0] = now_sent
+            if now_received > seen[1]:
+                seen[1] = now_received
+            sent += seen[0]
+            received += seen[1]
+        with self._lock:
+            return (self.started_calls, self.received + received, self.sent + sent, dict(self.handled),
+                    list(self.buckets), self.seconds)
 
 
 class _Side:
     """One side's series by method, exposed as its five metric families
     (a prometheus_client collector: the figures are read at scrape time)."""
 
-    def __init__(self, side, call_class, bounds):
+    def __init__(self, side, bounds):
         self.series = {}
-        self.call_class = call_class
         self.bounds = bounds
         self._prefix = "grpc_%s_" % side
         self._where = "on the server" if side == "server" else "by the client"
@@ -214,7 +193,20 @@ class _Side:
         return self.collect(series=())
 
 
-class Metrics(InstallableHook):
+class _Nothing:
+    """The series of a side this Metrics leaves out."""
+
+    def started(self, call):
+        pass
+
+    def ended(self, call, code, duration):
+        pass
+
+
+_NOTHING = _Nothing()
+
+
+class Metrics(InstallableHook, stats.Tally):
     """go-grpc-prometheus' server and client metrics of the channels and
     servers this hook is installed on, in `registry` (prometheus_client's
     default registry when None). `server` / `client` False leaves that
@@ -237,25 +229,22 @@ class Metrics(InstallableHook):
             raise ValueError("buckets: a sequence of numbers is expected, got %r" % (buckets,)) from None
         if not isinstance(max_methods, int) or max_methods < 0:
             raise ValueError("max_methods: a number of methods (0 or more) is expected, got %r" % (max_methods,))
-        self._server = _Side("server", _ServerCall, bounds) if server else None
-        self._client = _Side("client", _ClientCall, bounds) if client else None
+        self._server = _Side("server", bounds) if server else None
+        self._client = _Side("client", bounds) if client else None
         self.max_methods = max_methods
         for side in (self._server, self._client):
             if side is not None:
                 registry.register(side)
 
-    def server_call(self, info):
-        side = self._server
-        if side is None:
-            return None
-        # a method is named when the server has a handler for it
-        return self._series(side, info, info.registered or info.kind is not None).start(info, side.call_class)
-
-    def client_call(self, info):
+    def series(self, info):
+        """(grpcpy.stats.Tally) The series of a method's calls, asked once per
+        channel or server and method: on a server a method is named when
+        the server has a handler for it."""
+        if info.server:
+            side = self._server
+            return _NOTHING if side is None else self._series(side, info, info.registered or info.kind is not None)
         side = self._client
-        if side is None:
-            return None
-        return self._series(side, info, True).start(info, side.call_class)
+        return _NOTHING if side is None else self._series(side, info, True)
 
     def _series(self, side, info, named):
         """The series of a call's method (`named` False: of "other"); made on

@@ -68,7 +68,7 @@ import logging
 import threading
 import time
 
-__all__ = ["Hook", "ClientCallStats", "AttemptStats", "ServerCallStats", "CallInfo", "AttemptTotals",
+__all__ = ["Hook", "Tally", "ClientCallStats", "AttemptStats", "ServerCallStats", "CallInfo", "AttemptTotals",
            "CallTotals", "register_global", "deregister_global", "global_hooks", "OPTION"]
 
 _LOGGER = logging.getLogger("grpcpy.stats")
@@ -268,6 +268,29 @@ class Hook:
         return None
 
 
+class Tally(Hook):
+    """A hook that only adds calls up, per method: it hears of no attempt,
+    header or message and no object is made for it per call, which keeps
+    it cheap enough to leave on everywhere (grpcpy.prometheus is one).
+
+    `series(info)` is asked once per channel or server and method (and call
+    type), with the CallInfo of the first such call, and returns the object
+    that method's calls are added to:
+
+      series.started(call)                 a call began
+      series.ended(call, code, duration)   it ended (duration: seconds)
+
+    `call` is the same object for both, with `figures()`: (sent messages,
+    sent bytes, received messages, received bytes) so far, read from the
+    core's counters (at `ended`, the call's final figures). A server asks
+    again on every call to a method it has no handler for (random method
+    names do not grow its table). The same rules as for hooks hold: a
+    series that raises is logged and left out of that call."""
+
+    def series(self, info):
+        raise NotImplementedError
+
+
 # -- installed hooks ---------------------------------------------------------------
 
 _lock = threading.Lock()
@@ -294,6 +317,11 @@ def deregister_global(hook):
 
 def global_hooks():
     return _global
+
+
+def split(hooks):
+    """(hooks, tallies): the Tally hooks apart from the others."""
+    return tuple(h for h in hooks if not isinstance(h, Tally)), tuple(h for h in hooks if isinstance(h, Tally))
 
 
 def hooks_for(option_value):

@@ -93,6 +93,7 @@ from grpcpy._channel.plane import ChannelPlane
 from grpcpy._channel.streams import StreamCall
 from grpcpy._channel.target import Address, parse_target
 from grpcpy._options import ChannelOptions
+from grpcpy.stats import split as stats_split
 
 __all__ = ["ChannelDriver", "NO_PREFACE"]
 
@@ -127,7 +128,9 @@ class ChannelDriver:
         self._plane = ChannelPlane(self._target, self._options)
         # grpcpy.stats: the hooks this channel's calls report to, and what
         # they know of it (gRFC A66's grpc.target is the canonical URI)
-        self._stats_hooks = self._options.stats_hooks
+        self._stats_hooks = self._options.stats_hooks      # all of them (any: calls are observed)
+        self._stats_calls, self._stats_tallies = stats_split(self._stats_hooks)
+        self._tally_series = {}             # (method, call type) -> the tallies' series
         self._registered_methods = set()    # methods a generated stub named as registered
         text = self._target.target
         scheme = self._target.scheme

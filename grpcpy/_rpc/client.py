@@ -49,7 +49,7 @@ import logging
 
 from grpcpy import _credentials, _types
 from grpcpy._rpc.attempts import UNSETTLED, CallAttempts
-from grpcpy._rpc.observe import ClientObserver, ObservedAttempt
+from grpcpy._rpc.observe import client_begin
 
 _LOGGER = logging.getLogger("grpcpy.call")
 StatusCode = _types.StatusCode
@@ -182,7 +182,7 @@ class ClientCall(CallAttempts):
         hooks = channel._stats_hooks
         # (an instance attribute, even when None: the checks of every event
         # then read it the fast way, not through the class)
-        self._stats = None if not hooks else ClientObserver.begin(self, hooks, request is _NOTHING)
+        self._stats = None if not hooks else client_begin(self, request is _NOTHING)
         self._credentials = credentials
         if compression is None:
             self._compression = channel._options.compression

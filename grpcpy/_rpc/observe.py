@@ -31,6 +31,8 @@ _clock = _stats.clock
 _monotonic = time.monotonic     # the servers' deadlines are in the monotonic clock
 _INF = math.inf
 _status_from_number = _types.status_from_number
+_STATUS_BY_NUMBER = _types.STATUS_BY_NUMBER
+_UNKNOWN = _types.StatusCode.UNKNOWN
 _REFUSED = _types.status_number(_types.StatusCode.UNAVAILABLE)
 _AttemptTotals = _stats.AttemptTotals
 _CallTotals = _stats.CallTotals
@@ -186,7 +188,7 @@ class ClientObserver:
     """The hooks' view of one client call."""
 
     __slots__ = ("calls", "messages", "start", "records", "current", "transparent", "retries", "hedges",
-                 "delay", "waiting_since", "ended", "metadata", "attempts", "call", "fresh", "number")
+                 "delay", "waiting_since", "ended", "metadata", "attempts", "call", "fresh", "number", "tally")
 
     def __init__(self, calls, messages, start, call):
         self.calls = calls              # ClientCallStats of the hooks
@@ -207,20 +209,13 @@ class ClientObserver:
         self.delay = 0.0                # seconds between attempts (A96 retry_delay)
         self.waiting_since = None
         self.ended = False
+        self.tally = None               # the call's _ClientTally when the channel has tallies too
 
     @classmethod
     def begin(cls, call, hook_list, request_streaming):
         """The observer of a new call, or None when no hook wants it."""
-        channel = call._channel
         start = _clock()
-        deadline = call._deadline
-        method = call._method
-        if not isinstance(method, str):
-            method = method.decode("utf-8", "replace")
-        info = _stats.CallInfo(method, method in channel._registered_methods, channel._target_text,
-                               channel._authority, None, call._metadata,
-                               None if deadline is None else max(0.0, deadline - call._now()), start, False,
-                               _KINDS[request_streaming, call._response_streaming])
+        info = _client_info(call, request_streaming, start)
         wanted, messages = _begin(hook_list, False, info)
         if not wanted:
             return None
@@ -344,6 +339,141 @@ class ClientObserver:
                                  core_call.received_messages, core_call.received_bytes, peer,
                                  attempts, self.retries, self.transparent, self.hedges, self.delay)
         _tell(self.calls, "end", _status_from_number(code), details, trailing, totals)
+        if self.tally is not None:
+            self.tally.end(code, details, trailing)
+
+
+def _client_info(call, request_streaming, start):
+    channel = call._channel
+    deadline = call._deadline
+    method = call._method
+    if not isinstance(method, str):
+        method = method.decode("utf-8", "replace")
+    return _stats.CallInfo(method, method in channel._registered_methods, channel._target_text,
+                           channel._authority, None, call._metadata,
+                           None if deadline is None else max(0.0, deadline - call._now()), start, False,
+                           _KINDS[request_streaming, call._response_streaming])
+
+
+def client_begin(call, request_streaming):
+    """What a new client call of a channel with stats hooks reports to: a
+    ClientObserver, a _ClientTally, or None."""
+    channel = call._channel
+    observer = None
+    if channel._stats_calls:
+        observer = ClientObserver.begin(call, channel._stats_calls, request_streaming)
+    if not channel._stats_tallies:
+        return observer
+    key = (call._method, request_streaming, call._response_streaming)
+    series = channel._tally_series.get(key)
+    if series is None:
+        info = _client_info(call, request_streaming, _clock())
+        series = channel._tally_series[key] = _series(channel._stats_tallies, info)
+    tally = _ClientTally(series, call)
+    if observer is None:
+        return tally
+    observer.tally = tally
+    return observer
+
+
+def _series(tallies, info):
+    found = []
+    for tally in tallies:
+        try:
+            found.append(tally.series(info))
+        except Exception:
+            _LOGGER.exception("stats tally %r failed making a series; it is left out", tally)
+    return tuple(found)
+
+
+class _Tally:
+    """A call of channels' or servers' tallies: its series and start (what
+    a Tally's series are given as `call`)."""
+
+    __slots__ = ("series", "start", "owner")
+    # what the call layer asks of an observer, for a call only tallies watch
+    messages = attempts = headers = handler = sends = False
+    current = None
+
+    def __init__(self, series, owner):
+        self.series = series
+        self.owner = owner
+        self.start = _clock()
+        for one in series:
+            try:
+                one.started(self)
+            except Exception:
+                _LOGGER.exception("stats series %r failed at a call's start", one)
+
+    def _ended(self, code):
+        duration = _clock() - self.start
+        status = _STATUS_BY_NUMBER.get(code, _UNKNOWN)
+        for one in self.series:
+            try:
+                one.ended(self, status, duration)
+            except Exception:
+                _LOGGER.exception("stats series %r failed at a call's end", one)
+        self.owner = None
+
+
+class _ClientTally(_Tally):
+    __slots__ = ()
+
+    def figures(self):
+        call = self.owner
+        core_call = None if call is None else call._core_call
+        if core_call is None:
+            return (0, 0, 0, 0)
+        return core_call.sent_messages, core_call.sent_bytes, core_call.received_messages, core_call.received_bytes
+
+    def claim(self, conn, metadata, transparent, previous, hedge):
+        return None
+
+    def retrying(self, code, details, trailing):
+        pass
+
+    def replayed(self, core_call, record=None):
+        return None
+
+    def end(self, code, details, trailing):
+        self._ended(code)
+
+
+class _ServerTally(_Tally):
+    __slots__ = ()
+
+    def figures(self):
+        core_call = self.owner
+        if core_call is None:
+            return (0, 0, 0, 0)
+        return core_call.sent_messages, core_call.sent_bytes, core_call.received_messages, core_call.received_bytes
+
+    def end(self, core_call, code, details, trailing, peer):
+        if self.owner is not None:
+            self._ended(code)
+
+
+def server_begin(server, conn, call, handler):
+    """What a new server call reports to (see client_begin)."""
+    observer = None
+    if server._stats_calls:
+        observer = ServerObserver.begin(server, conn, call, handler)
+    if not server._stats_tallies:
+        return observer
+    series = server._tally_series.get(call.method) if handler is not None else None
+    if series is None:
+        kind = None if handler is None else _KINDS[handler.request_streaming, handler.response_streaming]
+        method = call.method
+        info = _stats.CallInfo(method, method in server._registered_names, None, None, conn.peer, None, None,
+                               _clock(), True, kind, call)
+        series = _series(server._stats_tallies, info)
+        if handler is not None:
+            server._tally_series[method] = series
+    tally = _ServerTally(series, call)
+    if observer is None:
+        return tally
+    observer.tally = tally
+    return observer
 
 
 # -- server --------------------------------------------------------------------------------
@@ -351,12 +481,13 @@ class ClientObserver:
 class ServerObserver:
     """The hooks' view of one server call."""
 
-    __slots__ = ("calls", "messages", "start", "ended", "handler", "headers")
+    __slots__ = ("calls", "messages", "start", "ended", "handler", "headers", "tally", "sends")
 
     def __init__(self, calls, messages, start):
         self.calls = calls
         self.messages = messages
         self.start = start
+        self.tally = None               # the call's _ServerTally when the server has tallies too
         self.ended = False
         handler = headers = False
         for one in calls:
@@ -366,6 +497,7 @@ class ServerObserver:
                 headers = headers or "headers_out" in names
         self.handler = handler          # handler_enter / handler_exit wanted
         self.headers = headers          # headers_out wanted
+        self.sends = headers or messages    # _send tells the hooks of what it sends
 
     @classmethod
     def begin(cls, server, conn, call, handler):
@@ -378,7 +510,7 @@ class ServerObserver:
         info = _stats.CallInfo(method, method in server._registered_names, None, None, conn.peer, None,
                                None if deadline == _INF else max(0.0, deadline - _monotonic()), start, True, kind,
                                call)
-        wanted, messages = _begin(server._stats_hooks, True, info)
+        wanted, messages = _begin(server._stats_calls, True, info)
         if not wanted:
             return None
         return cls(wanted, messages, start)
@@ -417,3 +549,5 @@ class ServerObserver:
         totals = _CallTotals(_clock() - self.start, core_call.sent_messages, core_call.sent_bytes,
                              core_call.received_messages, core_call.received_bytes, peer)
         _tell(self.calls, "end", _status_from_number(code), details, trailing, totals)
+        if self.tally is not None:
+            self.tally.end(core_call, code, details, trailing, peer)

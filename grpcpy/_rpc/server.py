@@ -57,7 +57,8 @@ import collections
 import logging
 
 from grpcpy import _cext, _channelz, _types
-from grpcpy._rpc.observe import ServerObserver
+from grpcpy._rpc.observe import server_begin
+from grpcpy.stats import split as stats_split
 from grpcpy._context import PeerInfo
 from grpcpy._rpc.client import check_metadata
 
@@ -225,7 +226,7 @@ class CallContext(PeerInfo):
     def _send(self, payload):
         """Queue one response message: True while flow control holds it."""
         core = self._core
-        if self._stats is not None:
+        if self._stats is not None and self._stats.sends:
             self._send_observed(payload)
         else:
             core.send_message(self._call, payload)
@@ -280,7 +281,7 @@ class CallContext(PeerInfo):
                 payload = response
             else:
                 payload = self._serialize(response)
-            if self._stats is not None:
+            if self._stats is not None and self._stats.sends:
                 self._send_observed(payload)
             else:
                 self._core.send_message(self._call, payload)
@@ -442,6 +443,8 @@ class ServerRules:
         # a facade keeps its live connections in _connections
         self._channelz = _channelz.Node(_channelz.SERVER, self)
         self._stats_hooks = self._options.stats_hooks      # grpcpy.stats (fixed at creation)
+        self._stats_calls, self._stats_tallies = stats_split(self._stats_hooks)
+        self._tally_series = {}             # method -> the tallies' series (methods with a handler)
         # methods added by name (generated code's add_registered_method_handlers):
         # the ones gRFC A66 reports by name, as grpcio does (a generic
         # handler's are "other", even where _registered answers for them)
@@ -534,7 +537,7 @@ class ServerRules:
     def _observe(self, conn, call, ctx, handler):
         """Tell the stats hooks of a call: an admitted one (ctx) from now
         on, a refused one (no ctx) begins and ends at once."""
-        stats = ServerObserver.begin(self, conn, call, handler)
+        stats = server_begin(self, conn, call, handler)
         if stats is not None:
             if ctx is not None:
                 ctx._stats = stats

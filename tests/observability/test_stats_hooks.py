@@ -558,3 +558,74 @@ def test_attempts_are_counted_for_hooks_that_want_only_calls(grpcio_server):
         finally:
             server.close()
         assert hook.ends == [(ok, 2, 0, 1, 0, 1, 1)], mode
+
+
+class Counting(stats.Tally):
+    """A tally: its series count calls, codes and final figures."""
+
+    def __init__(self):
+        self.asked = []
+        self.lock = threading.Lock()
+
+    def series(self, info):
+        self.asked.append((info.server, info.method, info.kind))
+        tally = self
+
+        class Series:
+            def __init__(self):
+                self.started_count = 0
+                self.ends = []
+
+            def started(self, call):
+                with tally.lock:
+                    self.started_count += 1
+
+            def ended(self, call, code, duration):
+                with tally.lock:
+                    self.ends.append((code, call.figures(), duration > 0))
+        series = Series()
+        self.made = getattr(self, "made", {})
+        self.made[info.server, info.method] = series
+        return series
+
+
+@pytest.mark.parametrize("facade", ["sync", "aio"])
+def test_a_tally_is_asked_once_per_method_and_told_of_each_call(facade):
+    tally = Counting()
+    if facade == "sync":
+        server = _Server("grpcpy", tally)
+        stop, port = server.stop, server.port
+    else:
+        port, stop = _aio_server(tally)
+    try:
+        with grpcpy.insecure_channel("127.0.0.1:%d" % port, options=[(stats.OPTION, tally)]) as channel:
+            unary = channel.unary_unary("/%s/Unary" % SERVICE)
+            for _ in range(3):
+                assert unary(b"abc", timeout=10) == b"abc"
+            with pytest.raises(grpcpy.RpcError):
+                unary(b"fail", timeout=10)
+            assert list(channel.unary_stream("/%s/Stream" % SERVICE)(b"s", timeout=10)) == [b"s"] * 3
+            for _ in range(2):
+                with pytest.raises(grpcpy.RpcError):
+                    channel.unary_unary("/%s/Nope" % SERVICE)(b"q", timeout=10)
+        assert _wait_for(lambda: len(tally.made[True, "/test.Stats/Unary"].ends) == 4
+                         and len(tally.made[True, "/test.Stats/Nope"].ends) >= 1)
+    finally:
+        stop()
+    ok, not_found = grpcpy.StatusCode.OK, grpcpy.StatusCode.NOT_FOUND
+    # asked once per side and method; a server method with no handler on every call
+    assert sorted(tally.asked, key=repr) == sorted([
+        (False, "/test.Stats/Unary", "unary"), (False, "/test.Stats/Stream", "server_stream"),
+        (False, "/test.Stats/Nope", "unary"), (True, "/test.Stats/Unary", "unary"),
+        (True, "/test.Stats/Stream", "server_stream"), (True, "/test.Stats/Nope", None),
+        (True, "/test.Stats/Nope", None)], key=repr)
+    for side in (False, True):
+        unary = tally.made[side, "/test.Stats/Unary"]
+        assert unary.started_count == 4
+        assert [end[0] for end in unary.ends] == [ok, ok, ok, not_found]
+        sent_or_received = [(f[0], f[2]) for _, f, _ in unary.ends]
+        assert sent_or_received[:3] == [(1, 1)] * 3, sent_or_received
+        assert all(positive for _, _, positive in unary.ends)
+        stream = tally.made[side, "/test.Stats/Stream"]
+        assert [(end[0], end[1][0], end[1][2]) for end in stream.ends] == [
+            (ok, 1, 3) if not side else (ok, 3, 1)]
