@@ -52,11 +52,9 @@ class PrimaryFirst(balancer.LoadBalancingPolicy):
             self._connect(now)
         self._report()
 
-    def _connect(self, now):
-        if not self.idle:
-            for sub in self.subchannels:
-                if sub.state == balancer.IDLE:
-                    self.helper.connect(sub, now)
+    # connect every IDLE subchannel (the primary is used while it is up,
+    # the others must be ready to take over)
+    _connect = balancer.LoadBalancingPolicy._connect_all
 
     def is_ready(self):
         return any(sub.state == balancer.READY for sub in self.subchannels)

@@ -315,9 +315,9 @@ def test_a_call_that_never_reaches_a_connection_has_one_attempt():
                            ("c_end", unavailable, 1, 0, 0, 0, 0)]
 
 
-def test_retries_are_attempts(grpcio_server):
-    """A retryPolicy (gRFC A6) retrying UNAVAILABLE: the hook sees each
-    attempt with grpc-previous-rpc-attempts, then the call once."""
+def _fail_twice(grpcio_server):
+    """/test.Retry/Call on the grpcio server fails its first two calls
+    UNAVAILABLE; the service config that retries it (gRFC A6)."""
     failures = {"left": 2}
 
     class FailTwice(grpcio.GenericRpcHandler):
@@ -332,9 +332,15 @@ def test_retries_are_attempts(grpcio_server):
                 return request
             return grpcio.unary_unary_rpc_method_handler(handle)
     grpcio_server.server.add_generic_rpc_handlers((FailTwice(),))
-    config = {"methodConfig": [{"name": [{"service": "test.Retry"}], "retryPolicy": {
+    return {"methodConfig": [{"name": [{"service": "test.Retry"}], "retryPolicy": {
         "maxAttempts": 5, "initialBackoff": "0.01s", "maxBackoff": "0.05s", "backoffMultiplier": 2,
         "retryableStatusCodes": ["UNAVAILABLE"]}}]}
+
+
+def test_retries_are_attempts(grpcio_server):
+    """A retryPolicy (gRFC A6) retrying UNAVAILABLE: the hook sees each
+    attempt with grpc-previous-rpc-attempts, then the call once."""
+    config = _fail_twice(grpcio_server)
     hook = Recorder(messages=False)
     options = [(stats.OPTION, hook), ("grpc.service_config", json.dumps(config))]
     with grpcpy.insecure_channel("127.0.0.1:%d" % grpcio_server.port, options=options) as channel:
@@ -524,23 +530,7 @@ def test_attempts_are_counted_for_hooks_that_want_only_calls(grpcio_server):
     a refused stream the core sent again: the call's totals count them the
     same whether a hook records attempts or not."""
     from ..retry.h2server import RefusingServer
-    failures = {"left": 2}
-
-    class FailTwice(grpcio.GenericRpcHandler):
-        def service(self, details):
-            if details.method != "/test.Retry/Call":
-                return None
-
-            def handle(request, context):
-                if failures["left"]:
-                    failures["left"] -= 1
-                    context.abort(grpcio.StatusCode.UNAVAILABLE, "try again")
-                return request
-            return grpcio.unary_unary_rpc_method_handler(handle)
-    grpcio_server.server.add_generic_rpc_handlers((FailTwice(),))
-    config = {"methodConfig": [{"name": [{"service": "test.Retry"}], "retryPolicy": {
-        "maxAttempts": 5, "initialBackoff": "0.01s", "maxBackoff": "0.05s", "backoffMultiplier": 2,
-        "retryableStatusCodes": ["UNAVAILABLE"]}}]}
+    config = _fail_twice(grpcio_server)
     ok = grpcpy.StatusCode.OK
     both = [CallsOnly(), Recorder(messages=False)]
     options = [(stats.OPTION, both), ("grpc.service_config", json.dumps(config))]

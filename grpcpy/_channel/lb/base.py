@@ -220,6 +220,14 @@ class LoadBalancingPolicy:
 
     # ----- shared by the policies
 
+    def _connect_all(self, now):
+        """A ``_connect`` for policies that use every subchannel: start
+        connecting each IDLE one (nothing while the policy is idle)."""
+        if not self.idle:
+            for sub in self.subchannels:
+                if sub.state == IDLE:
+                    self.helper.connect(sub, now)
+
     def _same_addresses(self, addresses):
         """Whether ``addresses`` are the ones in use, in order; if so, their
         attributes as now given are taken (the same subchannels)."""

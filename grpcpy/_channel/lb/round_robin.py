@@ -44,11 +44,7 @@ class RoundRobin(LoadBalancingPolicy):
             self._connect(now)
         self._report()
 
-    def _connect(self, now):
-        if not self.idle:
-            for sub in self.subchannels:
-                if sub.state == IDLE:
-                    self.helper.connect(sub, now)
+    _connect = LoadBalancingPolicy._connect_all
 
     def _report(self):
         # every change of a subchannel's state ends here: the picker's list

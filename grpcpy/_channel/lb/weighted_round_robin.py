@@ -258,11 +258,7 @@ class WeightedRoundRobin(LoadBalancingPolicy):
         self._rebuild(now)
         self._report()
 
-    def _connect(self, now):
-        if not self.idle:
-            for sub in self.subchannels:
-                if sub.state == IDLE:
-                    self.helper.connect(sub, now)
+    _connect = LoadBalancingPolicy._connect_all
 
     def is_ready(self):
         return any(s.state == READY for s in self.subchannels)
